@@ -1,0 +1,1 @@
+from django.core.checks import register  # noqa: F401

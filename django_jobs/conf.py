@@ -1,0 +1,170 @@
+"""Settings: the only reader of ``settings.JOBS``.
+
+The dictionary is parsed once into frozen dataclasses and re-parsed when a test changes
+the setting. Parsing is lenient (a bad value falls back to its default) because the system
+checks in :mod:`django_jobs.checks` report every problem with an id and a hint; code that
+runs workers calls :func:`jobs_settings` and trusts it.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+#: Top-level keys of ``settings.JOBS`` and their defaults.
+TOP_DEFAULTS: dict[str, Any] = {
+    "DATABASE": "default",
+    "QUEUES": ["default"],
+    "WORKERS": None,  # None: one group with WORKER_DEFAULTS
+    "HEARTBEAT_TIMEOUT": 60,
+    "PID_DIR": None,  # None: <tempdir>/django_jobs
+    "LOG_FILE": None,
+}
+
+#: Keys of one worker group in ``settings.JOBS["WORKERS"]`` and their defaults.
+WORKER_DEFAULTS: dict[str, Any] = {
+    "QUEUE": "*",
+    "COUNT": 1,
+    "MAX_ATTEMPTS": 24,
+    "MAX_RUNTIME": 14400,
+    "DELETE_FAILED_JOBS": False,
+    "DELETE_SUCCESSFUL_JOBS": True,
+    "SLEEP_DELAY": 5,
+    "THREADS": 1,
+    "ASYNC_CONCURRENCY": 10,
+    "BATCH_SIZE": 100,
+    "MAX_JOBS": None,
+    "MAX_MEMORY_MB": None,
+}
+
+
+@dataclass(frozen=True)
+class WorkerGroup:
+    index: int
+    queues: tuple[str, ...] | None  # None means every queue ("*")
+    count: int = 1
+    max_attempts: int = 24
+    max_runtime: float = 14400
+    delete_failed_jobs: bool = False
+    delete_successful_jobs: bool = True
+    sleep_delay: float = 5
+    threads: int = 1
+    async_concurrency: int = 10
+    batch_size: int = 100
+    max_jobs: int | None = None
+    max_memory_mb: int | None = None
+
+    @property
+    def queue_label(self) -> str:
+        """The queue part of a worker identity: ``*`` or names joined with ``+``."""
+        return "*" if self.queues is None else "+".join(self.queues)
+
+    def serves(self, queue: str) -> bool:
+        return self.queues is None or queue in self.queues
+
+
+@dataclass(frozen=True)
+class JobsSettings:
+    database: str = "default"
+    queues: tuple[str, ...] = ("default",)
+    workers: tuple[WorkerGroup, ...] = field(default_factory=lambda: (WorkerGroup(index=0),))
+    heartbeat_timeout: float = 60
+    pid_dir: str = ""
+    log_file: str | None = None
+
+    @property
+    def heartbeat_interval(self) -> float:
+        """How often a worker writes its heartbeat: a sixth of the timeout, at most 10 s."""
+        return max(0.05, min(10.0, self.heartbeat_timeout / 6))
+
+    def group_for_queue(self, queue: str) -> WorkerGroup | None:
+        """The first worker group that serves ``queue`` (it decides attempts and runtime)."""
+        for group in self.workers:
+            if group.serves(queue):
+                return group
+        return None
+
+
+def raw_settings() -> dict[str, Any]:
+    value = getattr(settings, "JOBS", None)
+    return value if isinstance(value, dict) else {}
+
+
+def _pick(raw: dict[str, Any], key: str, defaults: dict[str, Any], types: tuple[type, ...]):
+    value = raw.get(key, defaults[key])
+    if value is None or (isinstance(value, bool) and bool not in types):
+        return defaults[key]
+    return value if isinstance(value, types) else defaults[key]
+
+
+def _queues_of(value: Any) -> tuple[str, ...] | None:
+    if value == "*" or value is None:
+        return None
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list | tuple) and all(isinstance(q, str) for q in value):
+        return None if "*" in value else tuple(value)
+    return None
+
+
+def _group(index: int, raw: dict[str, Any]) -> WorkerGroup:
+    number = (int, float)
+    count = _pick(raw, "COUNT", WORKER_DEFAULTS, (int,))
+    return WorkerGroup(
+        index=index,
+        queues=_queues_of(raw.get("QUEUE", "*")),
+        count=max(1, count),
+        max_attempts=max(1, _pick(raw, "MAX_ATTEMPTS", WORKER_DEFAULTS, (int,))),
+        max_runtime=_pick(raw, "MAX_RUNTIME", WORKER_DEFAULTS, number),
+        delete_failed_jobs=_pick(raw, "DELETE_FAILED_JOBS", WORKER_DEFAULTS, (bool,)),
+        delete_successful_jobs=_pick(raw, "DELETE_SUCCESSFUL_JOBS", WORKER_DEFAULTS, (bool,)),
+        sleep_delay=_pick(raw, "SLEEP_DELAY", WORKER_DEFAULTS, number),
+        threads=max(1, _pick(raw, "THREADS", WORKER_DEFAULTS, (int,))),
+        async_concurrency=max(1, _pick(raw, "ASYNC_CONCURRENCY", WORKER_DEFAULTS, (int,))),
+        batch_size=max(1, _pick(raw, "BATCH_SIZE", WORKER_DEFAULTS, (int,))),
+        max_jobs=_pick(raw, "MAX_JOBS", WORKER_DEFAULTS, (int,)),
+        max_memory_mb=_pick(raw, "MAX_MEMORY_MB", WORKER_DEFAULTS, (int,)),
+    )
+
+
+def parse(raw: dict[str, Any]) -> JobsSettings:
+    queues = raw.get("QUEUES", TOP_DEFAULTS["QUEUES"])
+    if not isinstance(queues, list | tuple) or not all(isinstance(q, str) for q in queues):
+        queues = TOP_DEFAULTS["QUEUES"]
+    workers = raw.get("WORKERS")
+    if not isinstance(workers, list | tuple) or not workers:
+        workers = [{}]
+    groups = tuple(_group(i, w if isinstance(w, dict) else {}) for i, w in enumerate(workers))
+    pid_dir = raw.get("PID_DIR") or os.path.join(tempfile.gettempdir(), "django_jobs")
+    return JobsSettings(
+        database=raw.get("DATABASE") if isinstance(raw.get("DATABASE"), str) else "default",
+        queues=tuple(queues),
+        workers=groups,
+        heartbeat_timeout=_pick(raw, "HEARTBEAT_TIMEOUT", TOP_DEFAULTS, (int, float)),
+        pid_dir=str(pid_dir),
+        log_file=raw.get("LOG_FILE") if isinstance(raw.get("LOG_FILE"), str) else None,
+    )
+
+
+_cached: JobsSettings | None = None
+
+
+def jobs_settings() -> JobsSettings:
+    """The parsed ``settings.JOBS``, cached until the setting changes."""
+    global _cached
+    if _cached is None:
+        _cached = parse(raw_settings())
+    return _cached
+
+
+@receiver(setting_changed)
+def _reset(*, setting: str, **kwargs: Any) -> None:
+    global _cached
+    if setting == "JOBS":
+        _cached = None

@@ -1,0 +1,174 @@
+"""Run one claimed job and decide its outcome. Nothing here raises for a bad job."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from django.db import connections
+from django.utils import timezone
+
+from . import registry
+from .backoff import attempts_spent, next_run_at
+from .conf import WorkerGroup
+from .context import JobContext
+from .exceptions import JobNotRegistered
+from .storage import OUTCOME_FAILED, OUTCOME_RETRY, OUTCOME_SUCCEEDED, ClaimedJob, Outcome
+
+logger = logging.getLogger("django_jobs.worker")
+
+
+class Interrupted(BaseException):
+    """The worker was told to stop at once: the job's attempt does not count."""
+
+
+class Call:
+    """A claimed job made ready to run: its definition, arguments and context."""
+
+    __slots__ = ("claimed", "definition", "args", "kwargs", "context", "problem", "started")
+
+    def __init__(self, claimed: ClaimedJob, context_factory: Callable[..., JobContext]):
+        self.claimed = claimed
+        self.definition = None
+        self.context = None
+        self.problem: str | None = None
+        self.started = 0.0
+        self.args: list[Any] = []
+        self.kwargs: dict[str, Any] = {}
+        try:
+            definition = registry.get(claimed.name)
+        except JobNotRegistered as exc:
+            self.problem = f"JobNotRegistered: {exc}"
+            return
+        args, kwargs = claimed.args, claimed.kwargs
+        if not isinstance(args, list) or not isinstance(kwargs, dict):
+            self.problem = (
+                f"CorruptRow: args must be a JSON list and kwargs a JSON object, "
+                f"found {type(args).__name__} and {type(kwargs).__name__}"
+            )
+            return
+        try:
+            definition.check_arguments(args, kwargs)
+        except TypeError as exc:
+            self.problem = f"TypeError: {exc} (the stored arguments no longer fit the function)"
+            return
+        self.definition = definition
+        if definition.takes_context:
+            self.context = context_factory(claimed, definition)
+            args = [self.context, *args]
+        self.args, self.kwargs = args, kwargs
+
+    @property
+    def is_async(self) -> bool:
+        return self.definition is not None and self.definition.is_async
+
+    @property
+    def timeout(self) -> float | None:
+        return self.definition.timeout if self.definition is not None else None
+
+
+def run_sync(call: Call) -> BaseException | None:
+    """Run a sync job in this thread; the exception it raised, or None."""
+    call.started = time.monotonic()
+    if call.problem is not None:
+        return None
+    try:
+        result = call.definition.func(*call.args, **call.kwargs)
+        if inspect.isawaitable(result):  # a sync function that returned a coroutine
+            asyncio.run(_await(result))
+    except Interrupted:
+        raise
+    except Exception as exc:
+        return exc
+    except BaseException as exc:  # SystemExit and the like from a job must not stop us
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        return exc
+    finally:
+        tidy_connections()
+    return None
+
+
+async def run_async(call: Call) -> BaseException | None:
+    call.started = time.monotonic()
+    if call.problem is not None:
+        return None
+    try:
+        await call.definition.func(*call.args, **call.kwargs)
+    except Exception as exc:
+        return exc
+    return None
+
+
+async def _await(awaitable: Any) -> Any:
+    return await awaitable
+
+
+def outcome_of(call: Call, error: BaseException | None, group: WorkerGroup) -> Outcome:
+    """Turn a finished call into the outcome to record, and log it."""
+    claimed = call.claimed
+    elapsed_ms = (time.monotonic() - call.started) * 1000
+    if call.problem is None and error is None:
+        if logger.isEnabledFor(logging.INFO):
+            logger.info(
+                "[jobs] [%s] job %s succeeded in %dms", claimed.name, claimed.id, elapsed_ms
+            )
+        return Outcome(claimed, OUTCOME_SUCCEEDED)
+    text = call.problem or "".join(traceback.format_exception(error))
+    return errored(claimed, text, group, definition=call.definition, elapsed_ms=elapsed_ms)
+
+
+def errored(
+    claimed: ClaimedJob,
+    text: str,
+    group: WorkerGroup,
+    definition: Any = None,
+    elapsed_ms: float | None = None,
+) -> Outcome:
+    """An errored attempt: retried with back-off, or failed once attempts are spent."""
+    if definition is None:
+        definition = registry.all_jobs().get(claimed.name)
+    max_attempts = (definition and definition.max_attempts) or group.max_attempts
+    summary = text.strip().splitlines()[-1] if text.strip() else "error"
+    took = f" after {elapsed_ms:.0f}ms" if elapsed_ms is not None else ""
+    if attempts_spent(claimed.attempts, max_attempts):
+        logger.error(
+            "[jobs] [%s] job %s failed%s (attempt %s of %s, no more retries): %s",
+            claimed.name, claimed.id, took, claimed.attempts, max_attempts, summary,
+        )  # fmt: skip
+        return Outcome(claimed, OUTCOME_FAILED, error=text)
+    run_at = next_run_at(claimed.attempts, timezone.now())
+    logger.warning(
+        "[jobs] [%s] job %s failed%s (attempt %s of %s, retrying at %s): %s",
+        claimed.name, claimed.id, took, claimed.attempts, max_attempts,
+        run_at.isoformat(timespec="seconds"), summary,
+    )  # fmt: skip
+    return Outcome(claimed, OUTCOME_RETRY, error=text, run_at=run_at)
+
+
+def tidy_connections() -> None:
+    """After a job: roll back what it left open and drop connections it broke.
+
+    The worker keeps its connections between jobs whatever CONN_MAX_AGE says (a new
+    connection per job costs more than most jobs); only broken ones are closed.
+    """
+    for conn in connections.all(initialized_only=True):
+        if conn.connection is None:
+            continue
+        try:
+            if conn.in_atomic_block or not conn.get_autocommit():
+                conn.in_atomic_block = False
+                conn.savepoint_ids = []
+                conn.needs_rollback = False
+                conn.rollback()
+                conn.set_autocommit(True)
+            if conn.errors_occurred and not conn.is_usable():
+                conn.close()
+            conn.errors_occurred = False
+        except Exception:
+            conn.close()

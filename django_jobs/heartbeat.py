@@ -1,0 +1,123 @@
+"""Worker registration and heartbeats in the ``django_jobs_worker`` table."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+
+from django.db import DatabaseError, InterfaceError, connections, transaction
+from django.utils import timezone
+
+from .conf import WorkerGroup, jobs_settings
+from .exceptions import WorkerIdentityInUse
+from .models import Worker
+
+logger = logging.getLogger("django_jobs.worker")
+
+HOST = socket.gethostname()
+
+
+def identity_for(group: WorkerGroup, worker_id: str | int, host: str = HOST) -> str:
+    """``django-jobs-worker.<queue>.<id>@<host>``: stable across restarts of one slot."""
+    return f"django-jobs-worker.{group.queue_label}.{worker_id}@{host}"
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def register(identity: str, group: WorkerGroup) -> Worker:
+    """Insert or take over this identity's row; refuse when another live process has it.
+
+    Jobs still locked by this identity belonged to a previous process of this slot that
+    died: they are recovered at once instead of after a heartbeat timeout.
+    """
+    from .lifeline import recover_worker_jobs
+
+    alias = jobs_settings().database
+    now = timezone.now()
+    fresh = now - timedelta(seconds=jobs_settings().heartbeat_timeout)
+    with transaction.atomic(using=alias):
+        row = Worker.objects.using(alias).select_for_update().filter(identity=identity).first()
+        if row is not None and row.pid != os.getpid() and row.heartbeat_at >= fresh:
+            if row.host != HOST or pid_alive(row.pid):
+                raise WorkerIdentityInUse(
+                    f"worker identity {identity} is in use by pid {row.pid} on {row.host} "
+                    "(heartbeat fresh): give this worker another --id"
+                )
+        Worker.objects.using(alias).filter(identity=identity).delete()
+        row = Worker.objects.using(alias).create(
+            identity=identity, host=HOST, pid=os.getpid(), group=group.index,
+            queues=group.queue_label, started_at=now, heartbeat_at=now,
+        )  # fmt: skip
+    recover_worker_jobs(identity, f"worker {identity} died while running this job")
+    return row
+
+
+def deregister(identity: str) -> None:
+    Worker.objects.using(jobs_settings().database).filter(
+        identity=identity, pid=os.getpid()
+    ).delete()
+
+
+def beat(identity: str, group: WorkerGroup, jobs_done: int) -> None:
+    """Record that this process is alive; re-register if a lifeline removed our row."""
+    alias = jobs_settings().database
+    updated = (
+        Worker.objects.using(alias)
+        .filter(identity=identity, pid=os.getpid())
+        .update(heartbeat_at=timezone.now(), jobs_done=jobs_done)
+    )
+    if not updated:
+        logger.warning("worker %s was presumed dead; registering again", identity)
+        Worker.objects.using(alias).update_or_create(
+            identity=identity,
+            defaults={
+                "host": HOST, "pid": os.getpid(), "group": group.index,
+                "queues": group.queue_label, "heartbeat_at": timezone.now(),
+            },
+        )  # fmt: skip
+
+
+class HeartbeatThread(threading.Thread):
+    """Beats every heartbeat interval and runs the lifeline every few beats."""
+
+    LIFELINE_EVERY = 3
+
+    def __init__(self, identity: str, group: WorkerGroup, jobs_done: Callable[[], int]) -> None:
+        super().__init__(name="django-jobs-heartbeat", daemon=True)
+        self.identity = identity
+        self.group = group
+        self.jobs_done = jobs_done
+        self.stop_event = threading.Event()
+
+    def run(self) -> None:
+        from .lifeline import recover
+
+        interval = jobs_settings().heartbeat_interval
+        beats = 0
+        try:
+            while not self.stop_event.wait(interval):
+                try:
+                    beat(self.identity, self.group, self.jobs_done())
+                    beats += 1
+                    if beats % self.LIFELINE_EVERY == 0:
+                        recover(self.group)
+                except (DatabaseError, InterfaceError) as exc:
+                    logger.warning("heartbeat of %s failed: %s", self.identity, exc)
+                    connections.close_all()
+        finally:
+            connections.close_all()
+
+    def stop(self) -> None:
+        self.stop_event.set()

@@ -1,0 +1,124 @@
+"""``manage.py jobs <verb>``: a thin shell; every verb calls one function elsewhere."""
+
+from __future__ import annotations
+
+import sys
+
+from django.core.management.base import BaseCommand, CommandError
+
+VERBS = {
+    "work": "run every worker group in the foreground under a supervisor",
+    "start": "start the supervisor and workers detached (daemon)",
+    "stop": "stop detached workers gracefully",
+    "restart": "stop, then start detached workers (picks up new code)",
+    "status": "show workers and queues",
+    "workoff": "run every job that is ready now, then exit",
+    "worker": "run one worker process of one worker group",
+    "clear": "delete every job",
+    "new": "scaffold a job function and its test in an app",
+}
+
+
+class Command(BaseCommand):
+    help = "Run and manage django_jobs workers. Verbs: " + ", ".join(VERBS)
+
+    def add_arguments(self, parser):
+        verbs = parser.add_subparsers(dest="verb", metavar="verb")
+        for name, text in VERBS.items():
+            sub = verbs.add_parser(name, help=text, description=text)
+            getattr(self, f"args_{name}", lambda p: None)(sub)
+
+    def args_workoff(self, p):
+        p.add_argument("--queue", help="only this queue")
+
+    def args_worker(self, p):
+        p.add_argument("--index", type=int, default=0, help="worker group (JOBS['WORKERS'][N])")
+        p.add_argument("--id", default="0", help="worker number within the group")
+        p.add_argument("--workoff", action="store_true", help="exit when nothing is ready")
+        p.add_argument("--clear", action="store_true", help="delete every job first")
+
+    def args_clear(self, p):
+        p.add_argument("--noinput", "--no-input", action="store_false", dest="interactive")
+
+    def args_new(self, p):
+        p.add_argument("app", help="app label")
+        p.add_argument("name", help="job name, e.g. SendWelcomeEmail")
+        p.add_argument("--queue", default=None)
+
+    def args_work(self, p):
+        p.add_argument("--pidfile", default=None, help=p.prog and "write the supervisor pid here")
+
+    def args_stop(self, p):
+        p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait")
+        p.add_argument("--force", action="store_true", help="kill what is left after timeout")
+
+    def args_restart(self, p):
+        self.args_stop(p)
+
+    def handle(self, *args, verb=None, **options):
+        if verb is None:
+            self.stdout.write("Usage: manage.py jobs <verb>\n")
+            for name, text in VERBS.items():
+                self.stdout.write(f"  {name:<8} {text}\n")
+            return
+        try:
+            code = getattr(self, f"do_{verb}")(**options)
+        except (ValueError, OSError) as exc:
+            raise CommandError(str(exc)) from exc
+        if code:
+            sys.exit(code)
+
+    def do_workoff(self, queue=None, **_):
+        from django_jobs.workoff import workoff
+
+        progress = workoff(queue, stream=self.stderr._out)
+        self.stdout.write(progress.summary())
+
+    def do_worker(self, index=0, id="0", workoff=False, clear=False, **_):
+        from django_jobs.operations import clear_jobs
+        from django_jobs.worker import run_worker
+
+        if clear:
+            clear_jobs()
+        return run_worker(index, id, workoff=workoff)
+
+    def do_clear(self, interactive=True, **_):
+        from django_jobs.operations import clear_jobs
+
+        if interactive:
+            answer = input("This deletes every job, scheduled, running and failed. Type 'yes': ")
+            if answer != "yes":
+                self.stdout.write("Nothing deleted.")
+                return
+        self.stdout.write(f"Deleted {clear_jobs()} jobs.")
+
+    def do_new(self, app, name, queue=None, **_):
+        from django_jobs.scaffold import new_job
+
+        for path in new_job(app, name, queue=queue):
+            self.stdout.write(f"wrote {path}")
+
+    def do_work(self, pidfile=None, **_):
+        from django_jobs.supervisor import run_supervisor
+
+        return run_supervisor(pidfile=pidfile)
+
+    def do_start(self, **_):
+        from django_jobs.daemon import start
+
+        self.stdout.write(start())
+
+    def do_stop(self, timeout=60.0, force=False, **_):
+        from django_jobs.daemon import stop
+
+        self.stdout.write(stop(timeout=timeout, force=force))
+
+    def do_restart(self, timeout=60.0, force=False, **_):
+        from django_jobs.daemon import restart
+
+        self.stdout.write(restart(timeout=timeout, force=force))
+
+    def do_status(self, **_):
+        from django_jobs.status import render_status
+
+        self.stdout.write(render_status())

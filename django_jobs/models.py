@@ -1,0 +1,136 @@
+"""The jobs table and the table of live worker processes."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+
+class JobStatus(models.TextChoices):
+    SCHEDULED = "scheduled", _("scheduled")
+    RUNNING = "running", _("running")
+    SUCCEEDED = "succeeded", _("succeeded")
+    FAILED = "failed", _("failed")
+
+
+#: Rows a worker may claim (with ``run_at <= now``). The claim index is partial on this
+#: condition where the engine supports it (PostgreSQL, SQLite); MySQL/MariaDB get a
+#: composite index with these columns first (migration 0002).
+CLAIMABLE = Q(locked_at__isnull=True, failed_at__isnull=True, finished_at__isnull=True)
+
+
+class JobQuerySet(models.QuerySet):
+    """Querysets named after the states a job moves through."""
+
+    def scheduled(self) -> JobQuerySet:
+        return self.filter(CLAIMABLE, run_at__isnull=False)
+
+    def ready(self, now=None) -> JobQuerySet:
+        return self.scheduled().filter(run_at__lte=now or timezone.now())
+
+    def later(self, now=None) -> JobQuerySet:
+        return self.scheduled().filter(run_at__gt=now or timezone.now())
+
+    def running(self) -> JobQuerySet:
+        return self.filter(locked_at__isnull=False)
+
+    def succeeded(self) -> JobQuerySet:
+        return self.filter(finished_at__isnull=False)
+
+    def failed(self) -> JobQuerySet:
+        return self.filter(failed_at__isnull=False)
+
+    def with_status(self, status: str) -> JobQuerySet:
+        return getattr(self, str(status))()
+
+
+class Job(models.Model):
+    """One enqueued call of a registered job function."""
+
+    name = models.CharField(_("name"), max_length=255, db_index=True)
+    args = models.JSONField(_("positional arguments"), default=list)
+    kwargs = models.JSONField(_("keyword arguments"), default=dict)
+    queue = models.CharField(_("queue"), max_length=64, default="default")
+    priority = models.IntegerField(_("priority"), default=50)
+    attempts = models.IntegerField(_("attempts"), default=0)
+    run_at = models.DateTimeField(_("run at"), null=True, blank=True)
+    locked_at = models.DateTimeField(_("locked at"), null=True, blank=True)
+    locked_by = models.CharField(_("locked by"), max_length=255, null=True, blank=True)
+    last_error = models.TextField(_("last error"), blank=True, default="")
+    failed_at = models.DateTimeField(_("failed at"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    progress = models.SmallIntegerField(_("progress (%)"), null=True, blank=True)
+    progress_message = models.CharField(
+        _("progress message"), max_length=255, blank=True, default=""
+    )
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    updated_at = models.DateTimeField(_("updated at"), default=timezone.now)
+
+    objects = JobQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("job")
+        verbose_name_plural = _("jobs")
+        ordering = ["priority", "run_at", "id"]
+        permissions = [("retry_job", _("Can retry jobs"))]
+        indexes = [
+            # The claim: ready rows in priority order. Partial, so succeeded, failed and
+            # running rows (possibly millions) never sit in it.
+            models.Index(
+                fields=["priority", "run_at", "id"],
+                condition=CLAIMABLE,
+                name="django_jobs_claim_idx",
+            ),
+            # Lifeline: running rows by lock age and owner.
+            models.Index(
+                fields=["locked_at"],
+                condition=Q(locked_at__isnull=False),
+                name="django_jobs_locked_idx",
+            ),
+            models.Index(fields=["failed_at"], name="django_jobs_failed_idx"),
+            models.Index(fields=["finished_at"], name="django_jobs_finished_idx"),
+            models.Index(fields=["created_at"], name="django_jobs_created_idx"),
+            models.Index(fields=["queue"], name="django_jobs_queue_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} #{self.pk}"
+
+    @property
+    def status(self) -> str:
+        if self.failed_at is not None:
+            return JobStatus.FAILED
+        if self.finished_at is not None:
+            return JobStatus.SUCCEEDED
+        if self.locked_at is not None:
+            return JobStatus.RUNNING
+        return JobStatus.SCHEDULED
+
+    @property
+    def error_summary(self) -> str:
+        """The last line of ``last_error`` that names the exception, for lists."""
+        lines = [line for line in self.last_error.strip().splitlines() if line.strip()]
+        return lines[-1].strip() if lines else ""
+
+
+class Worker(models.Model):
+    """A live worker process; rows whose heartbeat is stale belong to dead processes."""
+
+    identity = models.CharField(_("identity"), max_length=255, unique=True)
+    host = models.CharField(_("host"), max_length=255)
+    pid = models.IntegerField(_("pid"))
+    group = models.IntegerField(_("worker group"), default=0)
+    queues = models.CharField(_("queues"), max_length=255, default="*")
+    started_at = models.DateTimeField(_("started at"), default=timezone.now)
+    heartbeat_at = models.DateTimeField(_("last heartbeat"), default=timezone.now, db_index=True)
+    jobs_done = models.BigIntegerField(_("jobs done"), default=0)
+
+    class Meta:
+        verbose_name = _("worker")
+        verbose_name_plural = _("workers")
+        ordering = ["group", "identity"]
+
+    def __str__(self) -> str:
+        return self.identity

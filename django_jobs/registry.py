@@ -1,0 +1,229 @@
+"""The ``@job`` decorator, job definitions and the name → definition registry."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
+
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import autodiscover_modules
+
+from .exceptions import JobNotRegistered
+
+if TYPE_CHECKING:
+    from .models import Job
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+DEFAULT_QUEUE = "default"
+DEFAULT_PRIORITY = 50
+
+_registry: dict[str, JobDefinition[Any, Any]] = {}
+
+
+@dataclass(frozen=True)
+class EnqueueOptions:
+    """Per-call overrides carried by :meth:`JobDefinition.using`."""
+
+    queue: str | None = None
+    priority: int | None = None
+    wait: float | timedelta | None = None
+    wait_until: datetime | None = None
+
+
+class JobDefinition(Generic[P, R]):
+    """A registered job: the function plus the options it was declared with."""
+
+    def __init__(
+        self,
+        func: Callable[P, R],
+        *,
+        name: str | None = None,
+        queue: str = DEFAULT_QUEUE,
+        priority: int = DEFAULT_PRIORITY,
+        max_attempts: int | None = None,
+        timeout: float | None = None,
+        takes_context: bool = False,
+        options: EnqueueOptions | None = None,
+    ) -> None:
+        if not callable(func):
+            raise TypeError(f"@job decorates a function, not {type(func).__name__}")
+        if not isinstance(priority, int) or isinstance(priority, bool):
+            raise TypeError(f"@job priority must be an int, not {priority!r}")
+        if max_attempts is not None and (not isinstance(max_attempts, int) or max_attempts < 1):
+            raise ValueError(f"@job max_attempts must be a positive int, not {max_attempts!r}")
+        if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
+            raise ValueError(f"@job timeout must be a positive number of seconds, not {timeout!r}")
+        self.func = func
+        self.name = name or f"{func.__module__}.{func.__qualname__}"
+        self.queue = queue
+        self.priority = priority
+        self.max_attempts = max_attempts
+        self.timeout = timeout
+        self.takes_context = takes_context
+        self.is_async = asyncio.iscoroutinefunction(func)
+        self.options = options or EnqueueOptions()
+        self.signature = inspect.signature(func)
+        if takes_context and not self.signature.parameters:
+            raise TypeError(f"job {self.name} takes_context=True but accepts no argument")
+        functools.update_wrapper(self, func)  # type: ignore[arg-type]
+
+    def __repr__(self) -> str:
+        return f"<JobDefinition {self.name} queue={self.queue!r} priority={self.priority}>"
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        return self.func(*args, **kwargs)
+
+    def perform(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run the job now, in this process, as a plain call (async jobs are awaited)."""
+        if self.takes_context:
+            from .context import JobContext
+
+            args = (JobContext.detached(self.name), *args)  # type: ignore[assignment]
+        result = self.func(*args, **kwargs)
+        if inspect.isawaitable(result):
+            return asyncio.run(_await(result))
+        return result
+
+    def check_arguments(self, args: tuple | list, kwargs: dict[str, Any]) -> None:
+        """Raise ``TypeError`` naming the job when the arguments do not fit the function."""
+        try:
+            if self.takes_context:
+                self.signature.bind(None, *args, **kwargs)
+            else:
+                self.signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(f"arguments do not fit job {self.name}: {exc}") from None
+
+    def using(
+        self,
+        *,
+        queue: str | None = None,
+        priority: int | None = None,
+        wait: float | timedelta | None = None,
+        wait_until: datetime | None = None,
+    ) -> JobDefinition[P, R]:
+        """A copy of this job whose ``enqueue`` uses other options; the registry is untouched."""
+        clone = object.__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        clone.options = replace(
+            self.options,
+            **{
+                key: value
+                for key, value in {
+                    "queue": queue,
+                    "priority": priority,
+                    "wait": wait,
+                    "wait_until": wait_until,
+                }.items()
+                if value is not None
+            },
+        )
+        return clone
+
+    def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job:
+        """Store a call of this job to run in a worker (``later`` with this job's options)."""
+        from .scheduling import later
+
+        opts = self.options
+        return later(
+            self,
+            list(args),
+            kwargs,
+            queue=opts.queue,
+            priority=opts.priority,
+            wait=opts.wait,
+            wait_until=opts.wait_until,
+        )
+
+    async def aenqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job:
+        from asgiref.sync import sync_to_async
+
+        return await sync_to_async(self.enqueue)(*args, **kwargs)
+
+
+async def _await(awaitable: Any) -> Any:
+    return await awaitable
+
+
+@overload
+def job(func: Callable[P, R], /) -> JobDefinition[P, R]: ...
+
+
+@overload
+def job(
+    *,
+    name: str | None = ...,
+    queue: str = ...,
+    priority: int = ...,
+    max_attempts: int | None = ...,
+    timeout: float | None = ...,
+    takes_context: bool = ...,
+) -> Callable[[Callable[P, R]], JobDefinition[P, R]]: ...
+
+
+def job(func: Callable[..., Any] | None = None, /, **options: Any) -> Any:
+    """Declare a function as a job. Usable bare (``@job``) or with options (``@job(...)``)."""
+
+    def register(f: Callable[P, R]) -> JobDefinition[P, R]:
+        definition = JobDefinition(f, **options)
+        existing = _registry.get(definition.name)
+        if existing is not None and _origin(existing.func) != _origin(f):
+            raise ImproperlyConfigured(
+                f"Two jobs are named {definition.name!r}: "
+                f"{_origin(existing.func)} and {_origin(f)}. Give one of them name=..."
+            )
+        _registry[definition.name] = definition
+        return definition
+
+    if func is not None:
+        return register(func)
+    return register
+
+
+def _origin(func: Callable[..., Any]) -> str:
+    code = getattr(func, "__code__", None)
+    where = f" ({code.co_filename}:{code.co_firstlineno})" if code else ""
+    return f"{func.__module__}.{func.__qualname__}{where}"
+
+
+def get(name: str) -> JobDefinition[Any, Any]:
+    """The registered job called ``name``; :class:`JobNotRegistered` otherwise."""
+    try:
+        return _registry[name]
+    except KeyError:
+        raise JobNotRegistered(name) from None
+
+
+def resolve(obj: Any) -> JobDefinition[Any, Any]:
+    """The registered definition behind ``obj`` (a definition or a registered name)."""
+    if isinstance(obj, JobDefinition):
+        if _registry.get(obj.name) is None or _registry[obj.name].func is not obj.func:
+            raise JobNotRegistered(obj.name)
+        return obj
+    if isinstance(obj, str):
+        return get(obj)
+    raise TypeError(
+        f"{obj!r} is not a job: decorate the function with @django_jobs.job "
+        "and pass the decorated object"
+    )
+
+
+def all_jobs() -> dict[str, JobDefinition[Any, Any]]:
+    return dict(_registry)
+
+
+def unregister(name: str) -> None:
+    """Remove a job from the registry (tests use it to clean up jobs they declared)."""
+    _registry.pop(name, None)
+
+
+def autodiscover() -> None:
+    """Import ``jobs`` from every installed app, as the admin does with ``admin``."""
+    autodiscover_modules("jobs")

@@ -1,0 +1,174 @@
+"""``later`` and ``later_many``: check a call, then store it as a row."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from . import registry
+from .conf import jobs_settings
+from .exceptions import NotSerializable, UnknownQueue
+from .models import Job
+from .storage import NewJob, get_storage
+
+_dumps = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
+
+
+def later(
+    job: Any,
+    args: Sequence[Any] | None = None,
+    kwargs: dict[str, Any] | None = None,
+    *,
+    wait: float | timedelta | None = None,
+    wait_until: datetime | None = None,
+    queue: str | None = None,
+    priority: int | None = None,
+) -> Job:
+    """Store one call of ``job`` to run in a worker; returns the stored row.
+
+    Inside ``transaction.atomic()`` on the jobs database the row is part of the
+    transaction. Inside a transaction on another database only, the row is stored when
+    that transaction commits (and the returned row has no id until then).
+    """
+    definition = registry.resolve(job)
+    new = _new_job(definition, args, kwargs, wait, wait_until, queue, priority)
+    return _store([new])[0]
+
+
+def later_many(
+    job: Any,
+    calls: Iterable[Sequence[Any] | tuple[Sequence[Any], dict[str, Any]]],
+    *,
+    wait: float | timedelta | None = None,
+    wait_until: datetime | None = None,
+    queue: str | None = None,
+    priority: int | None = None,
+) -> list[Job]:
+    """Store many calls of one job with one INSERT statement per 1,000 rows.
+
+    Each item of ``calls`` is a list of positional arguments, or an ``(args, kwargs)``
+    pair. Every call is checked before anything is stored.
+    """
+    definition = registry.resolve(job)
+    rows = []
+    for call in calls:
+        if isinstance(call, tuple) and len(call) == 2 and isinstance(call[1], dict):
+            args, kwargs = call
+        else:
+            args, kwargs = call, None
+        rows.append(_new_job(definition, args, kwargs, wait, wait_until, queue, priority))
+    return _store(rows)
+
+
+def _new_job(definition, args, kwargs, wait, wait_until, queue, priority) -> NewJob:
+    args = [] if args is None else args
+    kwargs = {} if kwargs is None else kwargs
+    if not isinstance(args, list | tuple):
+        raise TypeError(f"args of job {definition.name} must be a list, not {type(args).__name__}")
+    if not isinstance(kwargs, dict):
+        raise TypeError(
+            f"kwargs of job {definition.name} must be a dict, not {type(kwargs).__name__}"
+        )
+    definition.check_arguments(args, kwargs)
+    queue = definition.queue if queue is None else queue
+    known = jobs_settings().queues
+    if queue not in known:
+        raise UnknownQueue(queue, known)
+    priority = definition.priority if priority is None else priority
+    if not isinstance(priority, int) or isinstance(priority, bool):
+        raise TypeError(f"priority must be an int, not {priority!r}")
+    return NewJob(
+        name=definition.name,
+        args=_json(definition.name, args, "argument", list(args)),
+        kwargs=_json(definition.name, kwargs, "keyword argument", kwargs),
+        queue=queue,
+        priority=priority,
+        run_at=run_at_for(wait, wait_until),
+    )
+
+
+def run_at_for(wait: float | timedelta | None, wait_until: datetime | None) -> datetime:
+    """When a job scheduled with ``wait`` or ``wait_until`` becomes due."""
+    now = timezone.now()
+    if wait is not None and wait_until is not None:
+        raise ValueError("pass wait or wait_until, not both")
+    if wait is not None:
+        if isinstance(wait, bool) or not isinstance(wait, int | float | timedelta):
+            raise TypeError(f"wait must be seconds or a timedelta, not {wait!r}")
+        return now + (wait if isinstance(wait, timedelta) else timedelta(seconds=wait))
+    if wait_until is not None:
+        if not isinstance(wait_until, datetime):
+            raise TypeError(f"wait_until must be a datetime, not {wait_until!r}")
+        if settings.USE_TZ and timezone.is_naive(wait_until):
+            raise ValueError(
+                "wait_until is a naive datetime while USE_TZ is True: "
+                "pass an aware datetime (e.g. django.utils.timezone.now() + timedelta(...))"
+            )
+        return wait_until
+    return now
+
+
+def _json(name: str, value: Any, kind: str, items: Any) -> str:
+    try:
+        return _dumps(value)
+    except (TypeError, ValueError):
+        pass
+    pairs = enumerate(items) if isinstance(items, list) else items.items()
+    for key, item in pairs:
+        try:
+            _dumps(item)
+        except (TypeError, ValueError) as exc:
+            raise NotSerializable(
+                f"{kind} {key!r} of job {name} is not JSON-serialisable: "
+                f"{type(item).__name__} ({exc}). Pass ids and plain values, not objects"
+            ) from None
+    raise NotSerializable(f"the {kind}s of job {name} are not JSON-serialisable")
+
+
+def _store(rows: list[NewJob]) -> list[Job]:
+    alias = jobs_settings().database
+    jobs = [
+        Job(
+            name=r.name, args=json.loads(r.args), kwargs=json.loads(r.kwargs), queue=r.queue,
+            priority=r.priority, run_at=r.run_at,
+        )  # fmt: skip
+        for r in rows
+    ]
+    if _in_other_transaction(alias):
+        transaction.on_commit(lambda: _insert(alias, rows, jobs))
+    else:
+        _insert(alias, rows, jobs)
+    return jobs
+
+
+def _in_other_transaction(alias: str) -> bool:
+    from django.db import connections
+
+    if connections[alias].in_atomic_block:
+        return False
+    return any(conn.in_atomic_block for conn in connections.all(initialized_only=True))
+
+
+def _insert(alias: str, rows: list[NewJob], jobs: list[Job]) -> None:
+    storage = get_storage(alias)
+    now = timezone.now()
+    # Several INSERT statements must stand or fall together: nothing half-stored.
+    with storage.atomic_if(len(rows) > 1000):
+        _insert_chunks(storage, alias, rows, jobs, now)
+
+
+def _insert_chunks(storage, alias: str, rows: list[NewJob], jobs: list[Job], now) -> None:
+    for start in range(0, len(rows), 1000):
+        ids = storage.insert(rows[start : start + 1000], now)
+        for job, job_id in zip(jobs[start : start + 1000], ids, strict=True):
+            job.pk = job_id
+            job.created_at = job.updated_at = now
+            job._state.adding = False
+            job._state.db = alias
+

@@ -1,0 +1,120 @@
+"""PostgreSQL: one-statement claims with SKIP LOCKED, and LISTEN/NOTIFY wake-ups."""
+
+from __future__ import annotations
+
+import logging
+import select
+import time
+from collections.abc import Sequence
+from datetime import datetime
+
+from .base import CLAIM_COLUMNS, ClaimedJob, NewJob, Storage, Waiter, drain
+
+logger = logging.getLogger("django_jobs.worker")
+
+CHANNEL = "django_jobs"
+
+
+class PostgreSQLStorage(Storage):
+    vendor = "postgresql"
+
+    def placeholders(self) -> str:
+        return "%s, %s::jsonb, %s::jsonb, %s, %s, %s, 0, '', '', %s, %s"
+
+    def _insert_sql(self, rows: Sequence[NewJob], now: datetime) -> tuple[str, list]:
+        sql, params = super()._insert_sql(rows, now)
+        due = sorted({row.queue for row in rows if row.run_at <= now})
+        if not due:
+            return sql, params
+        # NOTIFY inside the inserting statement: one round trip, delivered at commit and
+        # never for a rolled-back job. One notification per queue, not per row.
+        return (
+            f"WITH ins AS ({sql}) SELECT id FROM ins WHERE (SELECT count(*) FROM"
+            f" (SELECT pg_notify('{CHANNEL}', q) FROM unnest(%s::text[]) AS q) AS woke) >= 0",
+            [*params, due],
+        )
+
+    def claim(
+        self, worker: str, queues: tuple[str, ...] | None, limit: int, now: datetime
+    ) -> list[ClaimedJob]:
+        where, params = self.ready_where(queues)
+        at = self.adapt(now)
+        columns = ", ".join(f"t.{c}" for c in CLAIM_COLUMNS)
+        sql = (
+            f"WITH picked AS MATERIALIZED (SELECT id FROM {self.table} WHERE {where}"
+            " ORDER BY priority, run_at, id LIMIT %s FOR UPDATE SKIP LOCKED)"
+            f" UPDATE {self.table} AS t SET locked_at = %s, locked_by = %s,"
+            " attempts = t.attempts + 1, updated_at = %s"
+            f" FROM picked WHERE t.id = picked.id RETURNING {columns}"
+        )
+        with self.connection.cursor() as cursor:
+            cursor.execute(sql, [at, *params, limit, at, worker, at])
+            jobs = [ClaimedJob.from_row(row) for row in cursor.fetchall()]
+        jobs.sort(key=ClaimedJob.sort_key)
+        return jobs
+
+    def waiter(self, queues: tuple[str, ...] | None) -> Waiter:
+        return NotifyWaiter(self, queues)
+
+
+class NotifyWaiter(Waiter):
+    """LISTENs on its own connection; falls back to plain sleeping while it cannot."""
+
+    RECONNECT_DELAY = 1.0
+
+    def __init__(self, storage: PostgreSQLStorage, queues: tuple[str, ...] | None) -> None:
+        self.storage = storage
+        self.queues = queues
+        self.conn = None
+        self.next_attempt = 0.0
+
+    def _connect(self) -> None:
+        import psycopg
+
+        if time.monotonic() < self.next_attempt:
+            return
+        try:
+            params = self.storage.connection.get_connection_params()
+            params.pop("cursor_factory", None)
+            params.pop("context", None)
+            self.conn = psycopg.connect(**params, autocommit=True)
+            self.conn.execute(f"LISTEN {CHANNEL}")
+        except Exception as exc:  # the database may be restarting: poll until it is back
+            logger.warning("cannot LISTEN for new jobs (%s); polling instead", exc)
+            self.close()
+            self.next_attempt = time.monotonic() + self.RECONNECT_DELAY
+
+    def wait(self, timeout: float, wake_fd: int) -> bool:
+        if self.conn is None:
+            self._connect()
+        fds = [wake_fd] if self.conn is None else [wake_fd, self.conn.fileno()]
+        if self.conn is None:
+            timeout = min(timeout, self.RECONNECT_DELAY)
+        readable, _, _ = select.select(fds, [], [], max(0.0, timeout))
+        woken = False
+        if wake_fd in readable:
+            drain(wake_fd)
+            woken = True
+        if self.conn is not None and self.conn.fileno() in readable:
+            woken = self._relevant_notifications() or woken
+        return woken
+
+    def _relevant_notifications(self) -> bool:
+        try:
+            payloads = [n.payload for n in self.conn.notifies(timeout=0)]
+        except Exception as exc:
+            logger.warning("lost the LISTEN connection (%s); reconnecting", exc)
+            self.close()
+            return True  # something may have happened meanwhile: look
+        if self.queues is None:
+            return bool(payloads)
+        return any(payload in self.queues for payload in payloads)
+
+    def close(self) -> None:
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            except Exception:
+                pass
+        self.conn = None
+

@@ -1,0 +1,73 @@
+"""SQLite: one ``UPDATE … RETURNING`` statement claims; ``PRAGMA data_version`` wakes.
+
+SQLite serialises writers, so every hot-path write is a single statement: it takes the
+write lock when it starts (waiting out the busy timeout) and cannot deadlock the way a
+deferred transaction that reads before it writes can.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from .base import CLAIM_COLUMNS, ClaimedJob, PollingWaiter, Storage, Waiter
+
+#: Busy timeout for the jobs connection when OPTIONS sets no "timeout".
+BUSY_TIMEOUT_MS = 30_000
+
+
+class SQLiteStorage(Storage):
+    vendor = "sqlite"
+    idle_check_interval = 0.02
+
+    def claim(
+        self, worker: str, queues: tuple[str, ...] | None, limit: int, now: datetime
+    ) -> list[ClaimedJob]:
+        where, params = self.ready_where(queues)
+        at = self.adapt(now)
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {self.table} SET locked_at = %s, locked_by = %s,"
+                " attempts = attempts + 1, updated_at = %s"
+                f" WHERE id IN (SELECT id FROM {self.table} WHERE {where}"
+                " ORDER BY priority, run_at, id LIMIT %s)"
+                f" RETURNING {', '.join(CLAIM_COLUMNS)}",
+                [at, worker, at, at, *params, limit],
+            )
+            jobs = [ClaimedJob.from_row(row) for row in cursor.fetchall()]
+        jobs.sort(key=ClaimedJob.sort_key)
+        return jobs
+
+    def waiter(self, queues: tuple[str, ...] | None) -> Waiter:
+        return DataVersionWaiter(self, queues)
+
+
+class DataVersionWaiter(PollingWaiter):
+    """Reads ``PRAGMA data_version``, which changes when another connection commits."""
+
+    def __init__(self, storage: Storage, queues: tuple[str, ...] | None) -> None:
+        super().__init__(storage, queues)
+        self.version = self._read()
+
+    def _read(self) -> int:
+        with self.storage.connection.cursor() as cursor:
+            cursor.execute("PRAGMA data_version")
+            return cursor.fetchone()[0]
+
+    def changed(self) -> bool:
+        version = self._read()
+        if version == self.version:
+            return False
+        self.version = version
+        return True
+
+
+def configure_connection(connection) -> None:
+    """WAL and a busy timeout: what several processes sharing one SQLite file need."""
+    if connection.is_in_memory_db():
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA journal_mode")
+        if cursor.fetchone()[0].lower() != "wal":
+            cursor.execute("PRAGMA journal_mode=WAL")
+        if "timeout" not in connection.settings_dict.get("OPTIONS", {}):
+            cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")

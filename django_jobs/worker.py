@@ -1,0 +1,370 @@
+"""One worker process: claim a batch → run it → record outcomes in a batch → wait or wake.
+
+The main thread claims, runs sync jobs itself when the group has one thread (the fast
+path), hands them to a thread pool otherwise, and hands ``async def`` jobs to an event
+loop thread. Outcomes are written in batches, and always before the worker waits, stops
+or claims again. See docs/explanation/worker.md for the guarantees.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+
+from django.db import DatabaseError, InterfaceError, connections
+from django.utils import timezone
+
+from . import registry
+from .conf import WorkerGroup, jobs_settings
+from .context import JobContext
+from .executor import Call, Interrupted, outcome_of, run_sync, tidy_connections
+from .heartbeat import HeartbeatThread, deregister, identity_for, register
+from .runners import AsyncRunner, ThreadRunner
+from .storage import ClaimedJob, Outcome, get_storage
+from .watchdog import Watchdog
+
+logger = logging.getLogger("django_jobs.worker")
+
+#: Prefetch at most this many seconds of estimated work beyond the free slots.
+CLAIM_WINDOW = 0.05
+#: Write buffered outcomes at least this often while jobs are still running.
+FLUSH_INTERVAL = 0.05
+#: The longest back-off between attempts to reach a database that went away.
+MAX_DB_BACKOFF = 10.0
+
+
+class Worker:
+    def __init__(
+        self,
+        group: WorkerGroup,
+        worker_id: str | int,
+        *,
+        workoff: bool = False,
+        identity: str | None = None,
+        on_outcome: Callable[[Outcome], None] | None = None,
+    ) -> None:
+        self.group = group
+        self.identity = identity or identity_for(group, worker_id)
+        self.storage = get_storage()
+        self.workoff = workoff
+        self.on_outcome = on_outcome
+        self.stopping = threading.Event()
+        self.immediate = False
+        self.lock = threading.Lock()
+        self.pending: deque[Call] = deque()
+        self.inflight: dict[int, Call] = {}
+        self.buffered: list[Outcome] = []
+        self.oldest_buffered = 0.0
+        self.jobs_done = 0
+        self.avg_duration: float | None = None
+        self.in_inline_job = False
+        self.wake_r, self.wake_w = os.pipe()
+        os.set_blocking(self.wake_r, False)
+        os.set_blocking(self.wake_w, False)
+        self.threads = ThreadRunner(group.threads, self.finished) if group.threads > 1 else None
+        self.asyncs = AsyncRunner(group.async_concurrency, self.finished)
+        self.has_async_jobs = any(d.is_async for d in registry.all_jobs().values())
+        self.heartbeat = HeartbeatThread(self.identity, group, lambda: self.jobs_done)
+        self.watchdog = Watchdog(self)
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Work until stopped (or, with ``workoff``, until nothing is ready); exit code."""
+        self.storage.prepare_worker_connection()
+        register(self.identity, self.group)
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(signum, self._on_signal)
+        self.heartbeat.start()
+        self.watchdog.start()
+        logger.info("[jobs] worker %s started (pid %s)", self.identity, os.getpid())
+        try:
+            self._loop()
+        except Interrupted:
+            self.immediate = True
+        finally:
+            self._shutdown()
+        return 0
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        if not self.stopping.is_set():
+            logger.info("[jobs] %s: stopping after running jobs finish", self.identity)
+            self.stopping.set()
+            self.wake()
+            return
+        logger.info("[jobs] %s: stopping now; running jobs will run again", self.identity)
+        self.immediate = True
+        self.wake()
+        if self.in_inline_job:
+            raise Interrupted()
+
+    def wake(self) -> None:
+        try:
+            os.write(self.wake_w, b"x")
+        except BlockingIOError:
+            pass
+
+    def _shutdown(self) -> None:
+        self.heartbeat.stop()
+        self.watchdog.stop()
+        self._collect()
+        with self.lock:
+            unrun = [call.claimed.id for call in self.pending]
+            self.pending.clear()
+            if self.immediate:
+                unrun += list(self.inflight)
+                self.inflight.clear()
+        self._with_database(lambda: self._give_back(unrun))
+        self._with_database(self.flush, attempts=3)
+        try:
+            deregister(self.identity)
+        except (DatabaseError, InterfaceError) as exc:
+            logger.warning("could not deregister %s: %s", self.identity, exc)
+        if self.threads:
+            self.threads.shutdown(wait=not self.immediate)
+        self.asyncs.shutdown()
+        logger.info("[jobs] worker %s stopped", self.identity)
+        connections.close_all()
+
+    def _give_back(self, job_ids: list[int]) -> None:
+        if job_ids:
+            self.storage.release(self.identity, job_ids, timezone.now())
+
+    # -- the loop --------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while True:
+            self._collect()
+            if self.immediate:
+                return
+            if self.stopping.is_set():
+                self._release_pending()
+                if not self.inflight:
+                    return
+                self._wait_for_running()
+                continue
+            if self._should_recycle():
+                self.stopping.set()
+                continue
+            claimed = self._with_database(self._fill)
+            self._dispatch()
+            if self._busy():
+                if self.buffered and time.monotonic() - self.oldest_buffered > FLUSH_INTERVAL:
+                    self._with_database(self.flush)
+                self._wait_for_running()
+                continue
+            self._with_database(self.flush)
+            if claimed:
+                continue
+            if self.workoff:
+                return
+            self._idle()
+
+    def _busy(self) -> bool:
+        return bool(self.pending or self.inflight)
+
+    def _free_slots(self) -> int:
+        sync_free = self.group.threads - sum(1 for c in self.inflight.values() if not c.is_async)
+        free = max(sync_free, 0)
+        if self.has_async_jobs:
+            free += max(self.group.async_concurrency - self.asyncs.running, 0)
+        return free
+
+    def _claim_size(self, free: int) -> int:
+        # Claim more than the free slots only for jobs known to be short, so that a worker
+        # never holds work that another idle worker could be running.
+        if self.avg_duration is None:
+            return free
+        extra = int(CLAIM_WINDOW / max(self.avg_duration, 1e-6))
+        return min(self.group.batch_size, max(free, extra))
+
+    def _fill(self) -> bool:
+        if self.pending:
+            return False
+        free = self._free_slots()
+        if free <= 0:
+            return False
+        claimed = self.storage.claim(
+            self.identity, self.group.queues, self._claim_size(free), timezone.now()
+        )
+        for job in claimed:
+            self.pending.append(Call(job, self._context))
+        return bool(claimed)
+
+    def _dispatch(self) -> None:
+        while self.pending and not self.stopping.is_set():
+            call = self.pending[0]
+            if call.is_async:
+                if self.asyncs.running >= self.group.async_concurrency:
+                    return
+                self.pending.popleft()
+                self._start(call)
+                self.asyncs.submit(call)
+            elif self.threads is not None:
+                if self.threads.running >= self.group.threads:
+                    return
+                self.pending.popleft()
+                self._start(call)
+                self.threads.submit(call)
+            else:
+                self.pending.popleft()
+                self._start(call)
+                self._run_inline(call)
+
+    def _start(self, call: Call) -> None:
+        call.started = time.monotonic()
+        if call.context is not None and call.timeout:
+            call.context.deadline = call.started + call.timeout
+        with self.lock:
+            self.inflight[call.claimed.id] = call
+
+    def _run_inline(self, call: Call) -> None:
+        self.in_inline_job = True
+        try:
+            error = run_sync(call)
+        finally:
+            self.in_inline_job = False
+        self._record(call, error)
+
+    def finished(self, call: Call, error: BaseException | None) -> None:
+        """Called from runner threads when a job ends."""
+        self._record(call, error)
+        self.wake()
+
+    def _record(self, call: Call, error: BaseException | None) -> None:
+        outcome = outcome_of(call, error, self.group)
+        duration = time.monotonic() - call.started
+        self.avg_duration = (
+            duration if self.avg_duration is None else 0.8 * self.avg_duration + 0.2 * duration
+        )
+        with self.lock:
+            if self.inflight.pop(call.claimed.id, None) is None:
+                return  # given back already (immediate stop or timeout)
+            if not self.buffered:
+                self.oldest_buffered = time.monotonic()
+            self.buffered.append(outcome)
+            self.jobs_done += 1
+        if self.on_outcome is not None:
+            self.on_outcome(outcome)
+
+    def _collect(self) -> None:
+        from .storage.base import drain
+
+        drain(self.wake_r)
+
+    def flush(self) -> None:
+        """Write buffered outcomes in one batch."""
+        with self.lock:
+            outcomes, self.buffered = self.buffered, []
+        if not outcomes:
+            return
+        try:
+            self.storage.record(
+                self.identity,
+                outcomes,
+                timezone.now(),
+                keep_succeeded=not self.group.delete_successful_jobs,
+                delete_failed=self.group.delete_failed_jobs,
+            )
+        except BaseException:
+            with self.lock:
+                self.buffered = outcomes + self.buffered
+            raise
+
+    def _release_pending(self) -> None:
+        with self.lock:
+            ids = [call.claimed.id for call in self.pending]
+            self.pending.clear()
+        self._with_database(lambda: self._give_back(ids))
+
+    def _wait_for_running(self) -> None:
+        import select
+
+        timeout = FLUSH_INTERVAL if self.buffered else 1.0
+        readable, _, _ = select.select([self.wake_r], [], [], timeout)
+        if readable:
+            self._collect()
+
+    def _idle(self) -> None:
+        waiter = getattr(self, "_waiter", None)
+        if waiter is None:
+            waiter = self._waiter = self.storage.waiter(self.group.queues)
+        try:
+            waiter.wait(self.group.sleep_delay, self.wake_r)
+        except (DatabaseError, InterfaceError) as exc:
+            self._database_down(exc, 0)
+
+    def _should_recycle(self) -> bool:
+        group = self.group
+        if group.max_jobs and self.jobs_done >= group.max_jobs:
+            logger.info("[jobs] %s ran %s jobs: recycling", self.identity, self.jobs_done)
+            return True
+        if group.max_memory_mb and self.jobs_done % 16 == 0 and rss_mb() > group.max_memory_mb:
+            logger.info("[jobs] %s uses %.0f MB: recycling", self.identity, rss_mb())
+            return True
+        return False
+
+    def _context(self, claimed: ClaimedJob, definition) -> JobContext:
+        storage, identity = self.storage, self.identity
+        return JobContext(
+            job_id=claimed.id,
+            name=claimed.name,
+            attempt=claimed.attempts,
+            stopping=self.stopping,
+            report=lambda percent, message: storage.set_progress(
+                identity, claimed.id, percent, message
+            ),
+        )
+
+    # -- database resilience -----------------------------------------------------------
+
+    def _with_database(self, action: Callable[[], object], attempts: int | None = None):
+        """Run ``action``; while the database is unreachable, back off and try again."""
+        failures = 0
+        while True:
+            try:
+                return action()
+            except (DatabaseError, InterfaceError) as exc:
+                failures += 1
+                if (attempts is not None and failures >= attempts) or self.immediate:
+                    logger.error("[jobs] %s: giving up on the database: %s", self.identity, exc)
+                    return None
+                self._database_down(exc, failures)
+
+    def _database_down(self, exc: Exception, failures: int) -> None:
+        delay = min(MAX_DB_BACKOFF, 0.25 * 2**failures)
+        logger.warning(
+            "[jobs] %s: database error (%s); retrying in %.1fs", self.identity, exc, delay
+        )
+        for conn in connections.all(initialized_only=True):
+            conn.close_if_unusable_or_obsolete()
+            if conn.connection is not None and not conn.is_usable():
+                conn.close()
+        tidy_connections()
+        import select
+
+        select.select([self.wake_r], [], [], delay)
+
+
+def rss_mb() -> float:
+    """This process's resident memory in MB (Linux; 0 where /proc is missing)."""
+    try:
+        with open("/proc/self/statm") as statm:
+            pages = int(statm.read().split()[1])
+    except OSError:
+        return 0.0
+    return pages * os.sysconf("SC_PAGE_SIZE") / 1_048_576
+
+
+def run_worker(group_index: int, worker_id: str | int, *, workoff: bool = False) -> int:
+    """Entry point of ``manage.py jobs worker``: one worker process of one group."""
+    groups = jobs_settings().workers
+    if not 0 <= group_index < len(groups):
+        raise ValueError(f"there is no worker group {group_index} (JOBS['WORKERS'] has {len(groups)})")
+    return Worker(groups[group_index], worker_id, workoff=workoff).run()
