@@ -15,11 +15,14 @@ ENGINE = os.environ.get("DJANGO_JOBS_DB", "sqlite")
 # A file, not memory: tests start worker processes that must see the same database.
 SQLITE_DIR = os.environ.get("DJANGO_JOBS_SQLITE_DIR", tempfile.gettempdir())
 
+# Worker subprocesses started by tests use the test database of the test that started them.
+_TEST_DB = os.environ.get("DJANGO_JOBS_TEST_DB_NAME")
+
 if ENGINE == "postgres":
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.postgresql",
-            "NAME": os.environ.get("PGDATABASE", "test"),
+            "NAME": _TEST_DB or os.environ.get("PGDATABASE", "test"),
             "USER": os.environ.get("PGUSER", "postgres"),
             "HOST": os.environ.get("PGHOST", "127.0.0.1"),
             "PORT": os.environ.get("PGPORT", "5432"),
@@ -30,7 +33,7 @@ elif ENGINE == "mysql":
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.mysql",
-            "NAME": os.environ.get("MYSQL_DATABASE", "test"),
+            "NAME": _TEST_DB or os.environ.get("MYSQL_DATABASE", "test"),
             "USER": os.environ.get("MYSQL_USER", "root"),
             "PASSWORD": os.environ.get("MYSQL_PASSWORD", ""),
             "HOST": os.environ.get("MYSQL_HOST", "127.0.0.1"),

@@ -24,5 +24,6 @@ def drop(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
+    atomic = False  # MySQL cannot roll back DDL inside a transaction
     dependencies = [("django_jobs", "0001_initial")]
     operations = [migrations.RunPython(create, drop, elidable=False)]

@@ -1,0 +1,123 @@
+"""Shared fixtures: real worker processes against the test database, and polling helpers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def wait_until(
+    predicate: Callable[[], object], timeout: float = 30.0, interval: float = 0.05, what: str = ""
+):
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+        time.sleep(interval)
+
+
+def worker_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment for a subprocess that uses the same (test) database as this test."""
+    from django.conf import settings
+    from django.db import connection
+
+    env = dict(os.environ)
+    env["DJANGO_SETTINGS_MODULE"] = "tests.settings"
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env["DJANGO_JOBS_TEST_DB_NAME"] = str(settings.DATABASES["default"]["NAME"])
+    env["PYTHONUNBUFFERED"] = "1"
+    if connection.vendor == "sqlite":
+        env["DJANGO_JOBS_SQLITE_NAME"] = str(settings.DATABASES["default"]["NAME"])
+    env.update(extra or {})
+    return env
+
+
+class Process:
+    """A ``python -m django …`` subprocess whose output goes to a file we can read."""
+
+    def __init__(self, args: list[str], env: dict[str, str], new_session: bool = True):
+        self.log = tempfile.NamedTemporaryFile(
+            prefix="django_jobs_proc_", suffix=".log", delete=False
+        )
+        self.args = args
+        self.popen = subprocess.Popen(
+            [sys.executable, "-m", "django", *args],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=new_session,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def output(self) -> str:
+        return Path(self.log.name).read_text(errors="replace")
+
+    def signal(self, signum: int) -> None:
+        if self.popen.poll() is None:
+            os.kill(self.popen.pid, signum)
+
+    def wait(self, timeout: float = 30.0) -> int:
+        try:
+            return self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(
+                f"{self.args} still running after {timeout}s; output:\n{self.output()[-3000:]}"
+            ) from None
+
+    def kill_tree(self) -> None:
+        if self.popen.poll() is None:
+            try:
+                os.killpg(self.popen.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                self.popen.kill()
+        self.popen.wait(10)
+        self.log.close()
+
+
+@pytest.fixture
+def processes(transactional_db):
+    """Start ``manage.py`` subprocesses; every one (and its children) is killed at teardown."""
+    started: list[Process] = []
+
+    def start(*args: str, env: dict[str, str] | None = None, new_session: bool = True) -> Process:
+        from django.db import connections
+
+        # Our own connection must not hold locks the subprocess needs (SQLite).
+        connections.close_all()
+        proc = Process(list(args), worker_env(env), new_session=new_session)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.kill_tree()
+
+
+@pytest.fixture(autouse=True)
+def _test_registry():
+    """Jobs a test declares with @job are forgotten after it."""
+    from django_jobs import registry
+
+    before = set(registry.all_jobs())
+    yield
+    for name in set(registry.all_jobs()) - before:
+        registry.unregister(name)
