@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connections, transaction
 from django.utils import timezone
 
 from . import registry
@@ -140,19 +140,22 @@ def _store(rows: list[NewJob]) -> list[Job]:
         )  # fmt: skip
         for r in rows
     ]
-    if _in_other_transaction(alias):
-        transaction.on_commit(lambda: _insert(alias, rows, jobs))
+    other = _other_transaction(alias)
+    if other is not None:
+        transaction.on_commit(lambda: _insert(alias, rows, jobs), using=other)
     else:
         _insert(alias, rows, jobs)
     return jobs
 
 
-def _in_other_transaction(alias: str) -> bool:
-    from django.db import connections
-
+def _other_transaction(alias: str) -> str | None:
+    """The alias of an open transaction when the jobs database has none, else None."""
     if connections[alias].in_atomic_block:
-        return False
-    return any(conn.in_atomic_block for conn in connections.all(initialized_only=True))
+        return None
+    for conn in connections.all(initialized_only=True):
+        if conn.in_atomic_block:
+            return conn.alias
+    return None
 
 
 def _insert(alias: str, rows: list[NewJob], jobs: list[Job]) -> None:

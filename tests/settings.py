@@ -55,6 +55,13 @@ elif ENGINE == "sqlite":
 else:
     raise RuntimeError(f"DJANGO_JOBS_DB must be sqlite, postgres or mysql, not {ENGINE!r}")
 
+# A second database, so tests can enqueue inside a transaction on another alias.
+DATABASES["other"] = {
+    "ENGINE": "django.db.backends.sqlite3",
+    "NAME": os.path.join(SQLITE_DIR, f"django_jobs_other_{os.getpid()}.sqlite3"),
+    "TEST": {"NAME": os.path.join(SQLITE_DIR, f"django_jobs_other_{os.getpid()}.sqlite3")},
+}
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
