@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import queue
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+
+from asgiref.sync import sync_to_async
+from django.db import connections
 
 from .executor import Call, run_async, run_sync
 
@@ -13,28 +16,45 @@ Finished = Callable[[Call, BaseException | None], None]
 
 
 class ThreadRunner:
-    """Runs sync jobs on up to ``size`` threads, each with its own database connection."""
+    """Runs sync jobs on ``size`` threads, each with its own database connections.
+
+    A plain queue of threads rather than ThreadPoolExecutor: each thread must close its
+    own connections when the pool stops, which an executor gives no hook for.
+    """
 
     def __init__(self, size: int, finished: Finished) -> None:
-        self.pool = ThreadPoolExecutor(max_workers=size, thread_name_prefix="django-jobs")
         self.finished = finished
         self.running = 0
         self.lock = threading.Lock()
+        self.calls: queue.SimpleQueue[Call | None] = queue.SimpleQueue()
+        self.threads = [
+            threading.Thread(target=self._serve, name=f"django-jobs-{i}", daemon=True)
+            for i in range(size)
+        ]
+        for thread in self.threads:
+            thread.start()
 
     def submit(self, call: Call) -> None:
         with self.lock:
             self.running += 1
-        self.pool.submit(self._run, call)
+        self.calls.put(call)
 
-    def _run(self, call: Call) -> None:
-        error = run_sync(call)
-        with self.lock:
-            self.running -= 1
-        self.finished(call, error)
+    def _serve(self) -> None:
+        try:
+            while (call := self.calls.get()) is not None:
+                error = run_sync(call)
+                with self.lock:
+                    self.running -= 1
+                self.finished(call, error)
+        finally:
+            connections.close_all()
 
     def shutdown(self, wait: bool = True) -> None:
-        # A pool thread's connections close when the thread ends and they are collected.
-        self.pool.shutdown(wait=wait, cancel_futures=True)
+        for _ in self.threads:
+            self.calls.put(None)
+        if wait:
+            for thread in self.threads:
+                thread.join()
 
 
 class AsyncRunner:
@@ -70,6 +90,14 @@ class AsyncRunner:
 
     def shutdown(self) -> None:
         if self.loop is not None:
+            # Async jobs reach the ORM through sync_to_async's thread: close its connections.
+            closing = asyncio.run_coroutine_threadsafe(
+                sync_to_async(connections.close_all)(), self.loop
+            )
+            try:
+                closing.result(timeout=5)
+            except Exception:
+                pass
             self.loop.call_soon_threadsafe(self.loop.stop)
             if self.thread is not None:
                 self.thread.join(timeout=5)

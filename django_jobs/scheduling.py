@@ -135,8 +135,12 @@ def _store(rows: list[NewJob]) -> list[Job]:
     alias = jobs_settings().database
     jobs = [
         Job(
-            name=r.name, args=json.loads(r.args), kwargs=json.loads(r.kwargs), queue=r.queue,
-            priority=r.priority, run_at=r.run_at,
+            name=r.name,
+            args=json.loads(r.args),
+            kwargs=json.loads(r.kwargs),
+            queue=r.queue,
+            priority=r.priority,
+            run_at=r.run_at,
         )  # fmt: skip
         for r in rows
     ]
@@ -174,4 +178,3 @@ def _insert_chunks(storage, alias: str, rows: list[NewJob], jobs: list[Job], now
             job.created_at = job.updated_at = now
             job._state.adding = False
             job._state.db = alias
-

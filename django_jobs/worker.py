@@ -366,5 +366,7 @@ def run_worker(group_index: int, worker_id: str | int, *, workoff: bool = False)
     """Entry point of ``manage.py jobs worker``: one worker process of one group."""
     groups = jobs_settings().workers
     if not 0 <= group_index < len(groups):
-        raise ValueError(f"there is no worker group {group_index} (JOBS['WORKERS'] has {len(groups)})")
+        raise ValueError(
+            f"there is no worker group {group_index} (JOBS['WORKERS'] has {len(groups)})"
+        )
     return Worker(groups[group_index], worker_id, workoff=workoff).run()

@@ -67,8 +67,6 @@ def workoff(queue: str | None = None, stream: TextIO = sys.stderr) -> Progress:
     ready = Job.objects.using(alias).ready(timezone.now())
     progress = Progress(ready.count(), stream)
     for group in groups:
-        worker = Worker(
-            group, f"workoff-{os.getpid()}", workoff=True, on_outcome=progress
-        )
+        worker = Worker(group, f"workoff-{os.getpid()}", workoff=True, on_outcome=progress)
         worker.run()
     return progress

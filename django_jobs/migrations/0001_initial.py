@@ -5,59 +5,133 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Worker',
+            name="Worker",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('identity', models.CharField(max_length=255, unique=True, verbose_name='identity')),
-                ('host', models.CharField(max_length=255, verbose_name='host')),
-                ('pid', models.IntegerField(verbose_name='pid')),
-                ('group', models.IntegerField(default=0, verbose_name='worker group')),
-                ('queues', models.CharField(default='*', max_length=255, verbose_name='queues')),
-                ('started_at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='started at')),
-                ('heartbeat_at', models.DateTimeField(db_index=True, default=django.utils.timezone.now, verbose_name='last heartbeat')),
-                ('jobs_done', models.BigIntegerField(default=0, verbose_name='jobs done')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "identity",
+                    models.CharField(max_length=255, unique=True, verbose_name="identity"),
+                ),
+                ("host", models.CharField(max_length=255, verbose_name="host")),
+                ("pid", models.IntegerField(verbose_name="pid")),
+                ("group", models.IntegerField(default=0, verbose_name="worker group")),
+                ("queues", models.CharField(default="*", max_length=255, verbose_name="queues")),
+                (
+                    "started_at",
+                    models.DateTimeField(
+                        default=django.utils.timezone.now, verbose_name="started at"
+                    ),
+                ),
+                (
+                    "heartbeat_at",
+                    models.DateTimeField(
+                        db_index=True,
+                        default=django.utils.timezone.now,
+                        verbose_name="last heartbeat",
+                    ),
+                ),
+                ("jobs_done", models.BigIntegerField(default=0, verbose_name="jobs done")),
             ],
             options={
-                'verbose_name': 'worker',
-                'verbose_name_plural': 'workers',
-                'ordering': ['group', 'identity'],
+                "verbose_name": "worker",
+                "verbose_name_plural": "workers",
+                "ordering": ["group", "identity"],
             },
         ),
         migrations.CreateModel(
-            name='Job',
+            name="Job",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(db_index=True, max_length=255, verbose_name='name')),
-                ('args', models.JSONField(default=list, verbose_name='positional arguments')),
-                ('kwargs', models.JSONField(default=dict, verbose_name='keyword arguments')),
-                ('queue', models.CharField(default='default', max_length=64, verbose_name='queue')),
-                ('priority', models.IntegerField(default=50, verbose_name='priority')),
-                ('attempts', models.IntegerField(default=0, verbose_name='attempts')),
-                ('run_at', models.DateTimeField(blank=True, null=True, verbose_name='run at')),
-                ('locked_at', models.DateTimeField(blank=True, null=True, verbose_name='locked at')),
-                ('locked_by', models.CharField(blank=True, max_length=255, null=True, verbose_name='locked by')),
-                ('last_error', models.TextField(blank=True, default='', verbose_name='last error')),
-                ('failed_at', models.DateTimeField(blank=True, null=True, verbose_name='failed at')),
-                ('finished_at', models.DateTimeField(blank=True, null=True, verbose_name='finished at')),
-                ('progress', models.SmallIntegerField(blank=True, null=True, verbose_name='progress (%)')),
-                ('progress_message', models.CharField(blank=True, default='', max_length=255, verbose_name='progress message')),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='created at')),
-                ('updated_at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='updated at')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(db_index=True, max_length=255, verbose_name="name")),
+                ("args", models.JSONField(default=list, verbose_name="positional arguments")),
+                ("kwargs", models.JSONField(default=dict, verbose_name="keyword arguments")),
+                ("queue", models.CharField(default="default", max_length=64, verbose_name="queue")),
+                ("priority", models.IntegerField(default=50, verbose_name="priority")),
+                ("attempts", models.IntegerField(default=0, verbose_name="attempts")),
+                ("run_at", models.DateTimeField(blank=True, null=True, verbose_name="run at")),
+                (
+                    "locked_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="locked at"),
+                ),
+                (
+                    "locked_by",
+                    models.CharField(
+                        blank=True, max_length=255, null=True, verbose_name="locked by"
+                    ),
+                ),
+                ("last_error", models.TextField(blank=True, default="", verbose_name="last error")),
+                (
+                    "failed_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="failed at"),
+                ),
+                (
+                    "finished_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="finished at"),
+                ),
+                (
+                    "progress",
+                    models.SmallIntegerField(blank=True, null=True, verbose_name="progress (%)"),
+                ),
+                (
+                    "progress_message",
+                    models.CharField(
+                        blank=True, default="", max_length=255, verbose_name="progress message"
+                    ),
+                ),
+                (
+                    "created_at",
+                    models.DateTimeField(
+                        default=django.utils.timezone.now, verbose_name="created at"
+                    ),
+                ),
+                (
+                    "updated_at",
+                    models.DateTimeField(
+                        default=django.utils.timezone.now, verbose_name="updated at"
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'job',
-                'verbose_name_plural': 'jobs',
-                'ordering': ['priority', 'run_at', 'id'],
-                'permissions': [('retry_job', 'Can retry jobs')],
-                'indexes': [models.Index(condition=models.Q(('failed_at__isnull', True), ('finished_at__isnull', True), ('locked_at__isnull', True)), fields=['priority', 'run_at', 'id'], name='django_jobs_claim_idx'), models.Index(condition=models.Q(('locked_at__isnull', False)), fields=['locked_at'], name='django_jobs_locked_idx'), models.Index(fields=['failed_at'], name='django_jobs_failed_idx'), models.Index(fields=['finished_at'], name='django_jobs_finished_idx'), models.Index(fields=['created_at'], name='django_jobs_created_idx'), models.Index(fields=['queue'], name='django_jobs_queue_idx')],
+                "verbose_name": "job",
+                "verbose_name_plural": "jobs",
+                "ordering": ["priority", "run_at", "id"],
+                "permissions": [("retry_job", "Can retry jobs")],
+                "indexes": [
+                    models.Index(
+                        condition=models.Q(
+                            ("failed_at__isnull", True),
+                            ("finished_at__isnull", True),
+                            ("locked_at__isnull", True),
+                        ),
+                        fields=["priority", "run_at", "id"],
+                        name="django_jobs_claim_idx",
+                    ),
+                    models.Index(
+                        condition=models.Q(("locked_at__isnull", False)),
+                        fields=["locked_at"],
+                        name="django_jobs_locked_idx",
+                    ),
+                    models.Index(fields=["failed_at"], name="django_jobs_failed_idx"),
+                    models.Index(fields=["finished_at"], name="django_jobs_finished_idx"),
+                    models.Index(fields=["created_at"], name="django_jobs_created_idx"),
+                    models.Index(fields=["queue"], name="django_jobs_queue_idx"),
+                ],
             },
         ),
     ]

@@ -142,9 +142,7 @@ class Storage:
     # -- claim -----------------------------------------------------------------------
 
     def ready_where(self, queues: tuple[str, ...] | None) -> tuple[str, list[Any]]:
-        sql = (
-            "locked_at IS NULL AND failed_at IS NULL AND finished_at IS NULL AND run_at <= %s"
-        )
+        sql = "locked_at IS NULL AND failed_at IS NULL AND finished_at IS NULL AND run_at <= %s"
         if queues is None:
             return sql, []
         return sql + f" AND queue IN ({', '.join(['%s'] * len(queues))})", list(queues)
@@ -183,8 +181,7 @@ class Storage:
                 if keep_succeeded:
                     updates.append(
                         (
-                            "locked_at = NULL, locked_by = NULL, finished_at = %s,"
-                            " updated_at = %s",
+                            "locked_at = NULL, locked_by = NULL, finished_at = %s, updated_at = %s",
                             [at, at, job_id],
                         )
                     )

@@ -117,4 +117,3 @@ class NotifyWaiter(Waiter):
             except Exception:
                 pass
         self.conn = None
-

@@ -20,7 +20,9 @@ def test_later_stores_a_scheduled_row_with_the_jobs_options():
     row = later(jobs.send_email, ["a@example.com"], {"subject": "hi"})
     stored = Job.objects.get(pk=row.pk)
     assert (stored.name, stored.args, stored.kwargs) == (
-        "tests.testapp.jobs.send_email", ["a@example.com"], {"subject": "hi"},
+        "tests.testapp.jobs.send_email",
+        ["a@example.com"],
+        {"subject": "hi"},
     )
     assert (stored.queue, stored.priority, stored.attempts) == ("email", 1, 0)
     assert before <= stored.run_at <= timezone.now()
@@ -65,12 +67,24 @@ def test_later_many_inserts_in_bulk_and_checks_every_call_first():
     "call, error, match",
     [
         (lambda: later(jobs.record, [object()]), NotSerializable, "argument 0 .*object"),
-        (lambda: later(jobs.record, ["k"], {"sleep": Decimal(1)}), NotSerializable, "'sleep'.*Decimal"),
+        (
+            lambda: later(jobs.record, ["k"], {"sleep": Decimal(1)}),
+            NotSerializable,
+            "'sleep'.*Decimal",
+        ),
         (lambda: later(jobs.record, [float("nan")]), NotSerializable, "argument 0"),
         (lambda: later(jobs.record, []), TypeError, "tests.testapp.jobs.record"),
         (lambda: later(jobs.record, ["a"], {"nope": 1}), TypeError, "unexpected keyword"),
-        (lambda: later(jobs.record, ["a"], wait=1, wait_until=timezone.now()), ValueError, "not both"),
-        (lambda: later(jobs.record, ["a"], wait_until=dt.datetime(2030, 1, 1)), ValueError, "naive"),
+        (
+            lambda: later(jobs.record, ["a"], wait=1, wait_until=timezone.now()),
+            ValueError,
+            "not both",
+        ),
+        (
+            lambda: later(jobs.record, ["a"], wait_until=dt.datetime(2030, 1, 1)),
+            ValueError,
+            "naive",
+        ),
         (lambda: later(jobs.record, ["a"], queue="nowhere"), UnknownQueue, "nowhere"),
         (lambda: later(print, []), TypeError, "not a job"),
         (lambda: later("no.such.job", []), LookupError, "no.such.job"),

@@ -4,22 +4,25 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Execution',
+            name="Execution",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.CharField(db_index=True, max_length=100)),
-                ('job_id', models.BigIntegerField(null=True)),
-                ('pid', models.IntegerField(default=0)),
-                ('started', models.FloatField(default=0)),
-                ('ended', models.FloatField(default=0)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("key", models.CharField(db_index=True, max_length=100)),
+                ("job_id", models.BigIntegerField(null=True)),
+                ("pid", models.IntegerField(default=0)),
+                ("started", models.FloatField(default=0)),
+                ("ended", models.FloatField(default=0)),
             ],
         ),
     ]
