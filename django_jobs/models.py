@@ -89,8 +89,18 @@ class Job(models.Model):
                 condition=Q(locked_at__isnull=False),
                 name="django_jobs_locked_idx",
             ),
-            models.Index(fields=["failed_at"], name="django_jobs_failed_idx"),
-            models.Index(fields=["finished_at"], name="django_jobs_finished_idx"),
+            # Partial, so that the planner never takes them for "failed_at IS NULL" in the
+            # claim (MySQL gets plain ones in migration 0002).
+            models.Index(
+                fields=["failed_at"],
+                condition=Q(failed_at__isnull=False),
+                name="django_jobs_failed_idx",
+            ),
+            models.Index(
+                fields=["finished_at"],
+                condition=Q(finished_at__isnull=False),
+                name="django_jobs_finished_idx",
+            ),
             models.Index(fields=["created_at"], name="django_jobs_created_idx"),
             models.Index(fields=["queue"], name="django_jobs_queue_idx"),
         ]

@@ -147,6 +147,20 @@ class Storage:
             return sql, []
         return sql + f" AND queue IN ({', '.join(['%s'] * len(queues))})", list(queues)
 
+    #: What the claim's SELECT appends to lock the rows it picks (engines with row locks).
+    lock_clause = " FOR UPDATE SKIP LOCKED"
+
+    def ready_select(
+        self, queues: tuple[str, ...] | None, limit: int, now: datetime, columns: str = "id"
+    ) -> tuple[str, list[Any]]:
+        """The SELECT that picks the next ready rows in claim order (served by the claim index)."""
+        where, params = self.ready_where(queues)
+        return (
+            f"SELECT {columns} FROM {self.table} WHERE {where}"
+            f" ORDER BY priority, run_at, id LIMIT %s{self.lock_clause}",
+            [self.adapt(now), *params, limit],
+        )
+
     def claim(
         self, worker: str, queues: tuple[str, ...] | None, limit: int, now: datetime
     ) -> list[ClaimedJob]:

@@ -51,14 +51,10 @@ class MySQLStorage(Storage):
     def claim(
         self, worker: str, queues: tuple[str, ...] | None, limit: int, now: datetime
     ) -> list[ClaimedJob]:
-        where, params = self.ready_where(queues)
+        pick, params = self.ready_select(queues, limit, now, ", ".join(CLAIM_COLUMNS))
         at = self.adapt(now)
         with self._transaction() as cursor:
-            cursor.execute(
-                f"SELECT {', '.join(CLAIM_COLUMNS)} FROM {self.table} WHERE {where}"
-                " ORDER BY priority, run_at, id LIMIT %s FOR UPDATE SKIP LOCKED",
-                [at, *params, limit],
-            )
+            cursor.execute(pick, params)
             jobs = [ClaimedJob.from_row(row) for row in cursor.fetchall()]
             if not jobs:
                 return jobs

@@ -37,18 +37,17 @@ class PostgreSQLStorage(Storage):
     def claim(
         self, worker: str, queues: tuple[str, ...] | None, limit: int, now: datetime
     ) -> list[ClaimedJob]:
-        where, params = self.ready_where(queues)
+        pick, params = self.ready_select(queues, limit, now)
         at = self.adapt(now)
         columns = ", ".join(f"t.{c}" for c in CLAIM_COLUMNS)
         sql = (
-            f"WITH picked AS MATERIALIZED (SELECT id FROM {self.table} WHERE {where}"
-            " ORDER BY priority, run_at, id LIMIT %s FOR UPDATE SKIP LOCKED)"
+            f"WITH picked AS MATERIALIZED ({pick})"
             f" UPDATE {self.table} AS t SET locked_at = %s, locked_by = %s,"
             " attempts = t.attempts + 1, updated_at = %s"
             f" FROM picked WHERE t.id = picked.id RETURNING {columns}"
         )
         with self.connection.cursor() as cursor:
-            cursor.execute(sql, [at, *params, limit, at, worker, at])
+            cursor.execute(sql, [*params, at, worker, at])
             jobs = [ClaimedJob.from_row(row) for row in cursor.fetchall()]
         jobs.sort(key=ClaimedJob.sort_key)
         return jobs

@@ -17,21 +17,21 @@ BUSY_TIMEOUT_MS = 30_000
 
 class SQLiteStorage(Storage):
     vendor = "sqlite"
+    # One UPDATE statement holds SQLite's single write lock: no row locks to take.
+    lock_clause = ""
     idle_check_interval = 0.02
 
     def claim(
         self, worker: str, queues: tuple[str, ...] | None, limit: int, now: datetime
     ) -> list[ClaimedJob]:
-        where, params = self.ready_where(queues)
+        pick, params = self.ready_select(queues, limit, now)
         at = self.adapt(now)
         with self.connection.cursor() as cursor:
             cursor.execute(
                 f"UPDATE {self.table} SET locked_at = %s, locked_by = %s,"
-                " attempts = attempts + 1, updated_at = %s"
-                f" WHERE id IN (SELECT id FROM {self.table} WHERE {where}"
-                " ORDER BY priority, run_at, id LIMIT %s)"
+                f" attempts = attempts + 1, updated_at = %s WHERE id IN ({pick})"
                 f" RETURNING {', '.join(CLAIM_COLUMNS)}",
-                [at, worker, at, at, *params, limit],
+                [at, worker, at, *params],
             )
             jobs = [ClaimedJob.from_row(row) for row in cursor.fetchall()]
         jobs.sort(key=ClaimedJob.sort_key)
