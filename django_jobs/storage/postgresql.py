@@ -52,6 +52,20 @@ class PostgreSQLStorage(Storage):
         jobs.sort(key=ClaimedJob.sort_key)
         return jobs
 
+    def estimated_count(self) -> int | None:
+        # The planner's own estimate: rows per page from the last ANALYZE, scaled by the
+        # table's current size, so it follows growth between autovacuum runs.
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT CASE WHEN c.reltuples < 0 OR c.relpages = 0 THEN NULL ELSE"
+                " (c.reltuples / c.relpages * (pg_relation_size(c.oid)"
+                " / current_setting('block_size')::int))::bigint END"
+                " FROM pg_class c WHERE c.oid = to_regclass(%s)",
+                [self.table],
+            )
+            row = cursor.fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
     def waiter(self, queues: tuple[str, ...] | None) -> Waiter:
         return NotifyWaiter(self, queues)
 
