@@ -19,7 +19,6 @@ from collections.abc import Callable
 from django.db import DatabaseError, InterfaceError, connections
 from django.utils import timezone
 
-from . import registry
 from .conf import WorkerGroup, jobs_settings
 from .context import JobContext
 from .executor import Call, Interrupted, outcome_of, run_sync, tidy_connections
@@ -34,6 +33,8 @@ logger = logging.getLogger("django_jobs.worker")
 CLAIM_WINDOW = 0.05
 #: Write buffered outcomes at least this often while jobs are still running.
 FLUSH_INTERVAL = 0.05
+#: Async slots count towards a claim while an async job was among this many last claimed.
+ASYNC_MEMORY = 50
 #: The longest back-off between attempts to reach a database that went away.
 MAX_DB_BACKOFF = 10.0
 
@@ -68,7 +69,9 @@ class Worker:
         os.set_blocking(self.wake_w, False)
         self.threads = ThreadRunner(group.threads, self.finished) if group.threads > 1 else None
         self.asyncs = AsyncRunner(group.async_concurrency, self.finished)
-        self.has_async_jobs = any(d.is_async for d in registry.all_jobs().values())
+        # Claimed jobs since the last async one: async slots count only while async jobs
+        # are actually arriving, so a sync-only queue is never claimed 10 jobs deep.
+        self.since_async = ASYNC_MEMORY
         self.heartbeat = HeartbeatThread(self.identity, group, lambda: self.jobs_done)
         self.watchdog = Watchdog(self)
 
@@ -172,7 +175,7 @@ class Worker:
     def _free_slots(self) -> int:
         sync_free = self.group.threads - sum(1 for c in self.inflight.values() if not c.is_async)
         free = max(sync_free, 0)
-        if self.has_async_jobs:
+        if self.since_async < ASYNC_MEMORY:
             free += max(self.group.async_concurrency - self.asyncs.running, 0)
         return free
 
@@ -194,7 +197,9 @@ class Worker:
             self.identity, self.group.queues, self._claim_size(free), timezone.now()
         )
         for job in claimed:
-            self.pending.append(Call(job, self._context))
+            call = Call(job, self._context)
+            self.since_async = 0 if call.is_async else self.since_async + 1
+            self.pending.append(call)
         return bool(claimed)
 
     def _dispatch(self) -> None:

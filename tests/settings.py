@@ -1,5 +1,6 @@
 """Test settings: the database comes from DJANGO_JOBS_DB (sqlite, postgres or mysql)."""
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -100,7 +101,13 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 JOBS = {
     "QUEUES": ["default", "email", "slow"],
     "HEARTBEAT_TIMEOUT": float(os.environ.get("DJANGO_JOBS_HEARTBEAT_TIMEOUT", "60")),
-    "WORKERS": [{"QUEUE": "*", "COUNT": 1, "MAX_ATTEMPTS": 3, "SLEEP_DELAY": 0.5}],
+    # Process tests pass their own worker groups as JSON.
+    "WORKERS": json.loads(
+        os.environ.get(
+            "DJANGO_JOBS_WORKERS",
+            '[{"QUEUE": "*", "COUNT": 1, "MAX_ATTEMPTS": 3, "SLEEP_DELAY": 0.5}]',
+        )
+    ),
 }
 
 LOGGING = {
