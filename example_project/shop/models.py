@@ -1,0 +1,16 @@
+from django.db import models
+
+
+class Order(models.Model):
+    email = models.EmailField()
+    sku = models.CharField(max_length=32)
+    total = models.DecimalField(max_digits=10, decimal_places=2)
+    created_at = models.DateTimeField(auto_now_add=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    receipt_sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Order #{self.pk} ({self.email})"
