@@ -27,7 +27,7 @@ import select
 import time
 from collections.abc import Iterable, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -52,6 +52,8 @@ class NewJob:
     queue: str
     priority: int
     run_at: datetime
+    arg_list: list[Any] = field(default_factory=list)  # the values behind ``args``
+    kwarg_dict: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
