@@ -27,7 +27,7 @@ if ENGINE == "postgres":
             "USER": os.environ.get("PGUSER", "postgres"),
             "HOST": os.environ.get("PGHOST", "127.0.0.1"),
             "PORT": os.environ.get("PGPORT", "5432"),
-            "TEST": {"NAME": "test_django_jobs"},
+            "TEST": {"NAME": f"test_django_jobs_{os.getpid()}"},
         }
     }
 elif ENGINE == "mysql":
@@ -40,7 +40,7 @@ elif ENGINE == "mysql":
             "HOST": os.environ.get("MYSQL_HOST", "127.0.0.1"),
             "PORT": os.environ.get("MYSQL_PORT", "3306"),
             "OPTIONS": {"charset": "utf8mb4"},
-            "TEST": {"NAME": "test_django_jobs", "CHARSET": "utf8mb4"},
+            "TEST": {"NAME": f"test_django_jobs_{os.getpid()}", "CHARSET": "utf8mb4"},
         }
     }
 elif ENGINE == "sqlite":
