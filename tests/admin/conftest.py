@@ -16,3 +16,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = selected
+
+
+@pytest.fixture
+def staff_client(db, client):
+    """A client logged in as a staff user holding the given ``django_jobs`` permissions."""
+    from django.contrib.auth.models import Permission, User
+
+    def login(*codenames: str, staff: bool = True):
+        user = User.objects.create_user(
+            f"user{User.objects.count()}", password="pw", is_staff=staff
+        )
+        for codename in codenames:
+            user.user_permissions.add(
+                Permission.objects.get(content_type__app_label="django_jobs", codename=codename)
+            )
+        client.force_login(user)
+        return client
+
+    return login

@@ -1,0 +1,298 @@
+"""The jobs admin: list, job page, actions, queue dashboard and failures by error.
+
+Jobs are created by code, so nobody may add one here; a job that is not running may have
+its queue, priority and run time changed, guarded so that a worker claiming it meanwhile
+wins. Helpers live in ``admin_*.py``, ``dashboard.py`` and ``charts.py``.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import redirect
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from . import admin_display as display
+from . import dashboard
+from .admin_actions import ACTIONS, BULK_ACTIONS, DISCARD, JobAction, confirmation
+from .admin_filters import LIST_FILTER
+from .admin_paging import EstimatingPaginator
+from .conf import jobs_settings
+from .models import Job, JobStatus, Worker
+
+EDITABLE = ("queue", "priority", "run_at")
+#: URL path segment of each per-job action.
+ACTION_PATHS = {"retry": "retry", "run_now": "run-now", "discard": "discard"}
+
+
+class JobForm(forms.ModelForm):
+    """The fields an operator may change on a job that is not running."""
+
+    class Meta:
+        model = Job
+        fields = list(EDITABLE)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "queue" in self.fields:
+            queues = list(jobs_settings().queues)
+            choices = [(q, q) for q in queues]
+            current = self.instance.queue if self.instance else None
+            if current and current not in queues:
+                choices.append(
+                    (current, _("%(queue)s (not in JOBS['QUEUES'])") % {"queue": current})
+                )
+            field = self.fields["queue"]
+            self.fields["queue"] = forms.ChoiceField(
+                choices=choices, label=field.label, help_text=_("One of JOBS['QUEUES'].")
+            )
+
+    def clean_queue(self) -> str:
+        queue = self.cleaned_data["queue"]
+        if queue not in jobs_settings().queues:
+            raise forms.ValidationError(
+                _("%(queue)s is not one of the queues in JOBS['QUEUES'] (%(queues)s)."),
+                code="unknown_queue",
+                params={"queue": queue, "queues": ", ".join(jobs_settings().queues)},
+            )
+        return queue
+
+    def clean_run_at(self):
+        run_at = self.cleaned_data.get("run_at")
+        if run_at is None and self.instance.status == JobStatus.SCHEDULED:
+            raise forms.ValidationError(
+                _("A scheduled job needs a time to run at."), code="required"
+            )
+        return run_at
+
+
+@admin.register(Job)
+class JobAdmin(admin.ModelAdmin):
+    form = JobForm
+    list_display = (
+        "id", "name", "queue", "priority", "status_badge", "attempts_display", "run_at",
+        "locked_by", "failed_at", "created_at", "error_line",
+    )  # fmt: skip
+    list_display_links = ("id", "name")
+    list_filter = LIST_FILTER
+    search_fields = ("name", "args", "last_error", "locked_by")
+    search_help_text = _("Searches job names, arguments, errors and workers.")
+    ordering = ("priority", "run_at", "id")
+    list_per_page = 100
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+    paginator = EstimatingPaginator
+    actions = BULK_ACTIONS
+    readonly_fields = (
+        "id", "name", "status_badge", "attempts_display", "timeline", "args_json",
+        "kwargs_json", "progress_display", "traceback",
+    )  # fmt: skip
+    change_form_template = "admin/django_jobs/job/change_form.html"
+    change_list_template = "admin/django_jobs/job/change_list.html"
+
+    class Media:
+        css = {"all": ("django_jobs/admin.css",)}
+
+    # -- columns and fields ------------------------------------------------------------
+
+    @admin.display(description=_("status"))
+    def status_badge(self, job: Job):
+        return display.status_badge(job)
+
+    @admin.display(description=_("attempts"), ordering="attempts")
+    def attempts_display(self, job: Job) -> str:
+        return display.attempts_of_max(job)
+
+    @admin.display(description=_("last error"))
+    def error_line(self, job: Job):
+        return display.error_line(job)
+
+    @admin.display(description=_("timeline"))
+    def timeline(self, job: Job):
+        return display.timeline(job)
+
+    @admin.display(description=_("positional arguments"))
+    def args_json(self, job: Job):
+        return display.pretty_json(job.args)
+
+    @admin.display(description=_("keyword arguments"))
+    def kwargs_json(self, job: Job):
+        return display.pretty_json(job.kwargs)
+
+    @admin.display(description=_("progress"))
+    def progress_display(self, job: Job):
+        return display.progress_block(job)
+
+    @admin.display(description=_("traceback"))
+    def traceback(self, job: Job):
+        return display.traceback_block(job)
+
+    def get_fieldsets(self, request: HttpRequest, obj: Job | None = None):
+        fieldsets = [
+            (None, {"fields": ("id", "name", "status_badge", *EDITABLE, "attempts_display")}),
+            (_("Timeline"), {"fields": ("timeline",)}),
+            (_("Arguments"), {"fields": ("args_json", "kwargs_json")}),
+        ]
+        if obj is not None and obj.progress is not None:
+            fieldsets.append((_("Progress"), {"fields": ("progress_display",)}))
+        if obj is not None and obj.last_error:
+            fieldsets.append((_("Error"), {"fields": ("traceback",), "classes": ("wide",)}))
+        return fieldsets
+
+    # -- database and permissions ------------------------------------------------------
+
+    def get_queryset(self, request: HttpRequest):
+        return super().get_queryset(request).using(jobs_settings().database)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # jobs are enqueued by code
+
+    def has_change_permission(self, request: HttpRequest, obj: Job | None = None) -> bool:
+        # A running job belongs to its worker: its page is read-only.
+        if obj is not None and obj.locked_at is not None:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Job | None = None) -> bool:
+        # Single jobs go through Discard, which cannot delete a job a worker holds;
+        # Django's delete view would.
+        if obj is not None:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def has_retry_permission(self, request: HttpRequest) -> bool:
+        opts = self.opts
+        return request.user.has_perm(f"{opts.app_label}.retry_{opts.model_name}")
+
+    def get_actions(self, request: HttpRequest):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    def save_model(self, request: HttpRequest, obj: Job, form, change: bool) -> None:
+        # Only the edited columns, and only while no worker holds the row: a full save
+        # would overwrite a claim made since the page was loaded.
+        values = {name: form.cleaned_data[name] for name in EDITABLE if name in form.cleaned_data}
+        changed = (
+            self.get_queryset(request)
+            .filter(pk=obj.pk, locked_at__isnull=True)
+            .update(**values, updated_at=timezone.now())
+        )
+        request._django_jobs_conflict = not changed
+
+    def response_change(self, request: HttpRequest, obj: Job) -> HttpResponse:
+        if getattr(request, "_django_jobs_conflict", False):
+            self.message_user(
+                request,
+                _("The job was not changed: a worker started it meanwhile."),
+                messages.ERROR,
+            )
+            return HttpResponseRedirect(request.path)
+        return super().response_change(request, obj)
+
+    def log_change(self, request, obj, message):
+        if getattr(request, "_django_jobs_conflict", False):
+            return None
+        return super().log_change(request, obj, message)
+
+    # -- pages -------------------------------------------------------------------------
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        urls = [
+            path("dashboard/", view(self.dashboard_view), name="django_jobs_job_dashboard"),
+            path("failed/", view(self.failures_view), name="django_jobs_job_failures"),
+            path("failed/retry/", view(self.retry_group_view), name="django_jobs_job_retry_group"),
+        ]
+        for action, segment in ACTION_PATHS.items():
+            urls.append(
+                path(
+                    f"<path:object_id>/{segment}/",
+                    view(self.job_action_view),
+                    {"action": action},
+                    name=f"django_jobs_job_{action}",
+                )
+            )
+        return urls + super().get_urls()
+
+    def dashboard_view(self, request: HttpRequest) -> HttpResponse:
+        return dashboard.dashboard_view(self, request)
+
+    def failures_view(self, request: HttpRequest) -> HttpResponse:
+        return dashboard.failures_view(self, request)
+
+    def retry_group_view(self, request: HttpRequest) -> HttpResponse:
+        return dashboard.retry_group_view(self, request)
+
+    def _url(self, name: str, *args) -> str:
+        return reverse(f"admin:django_jobs_job_{name}", args=args, current_app=self.admin_site.name)
+
+    def job_buttons(self, request: HttpRequest, job: Job) -> list[tuple[JobAction, str]]:
+        """Actions this user may take on this job in its current state, with their URLs."""
+        single = self.get_queryset(request).filter(pk=job.pk)
+        return [
+            (action, self._url(action.name, job.pk))
+            for action in ACTIONS.values()
+            if action.allowed(self, request) and action.applicable(single).exists()
+        ]
+
+    def job_action_view(self, request: HttpRequest, object_id: str, action: str) -> HttpResponse:
+        job_action = ACTIONS[action]
+        job = self.get_object(request, unquote(object_id))
+        if job is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        if not self.has_view_permission(request, job) or not job_action.allowed(self, request):
+            raise PermissionDenied
+        single = self.get_queryset(request).filter(pk=job.pk)
+        change_url = self._url("change", job.pk)
+        if request.method == "POST" and request.POST.get("post") == "yes":
+            changed = job_action.perform(single)
+            job_action.report(self, request, changed)
+            if job_action is DISCARD and changed:
+                return redirect(self._url("changelist"))
+            return redirect(change_url)
+        return confirmation(request, self, job_action, single, [("post", "yes")], change_url)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        job = self.get_object(request, unquote(object_id))
+        extra = {"job_buttons": self.job_buttons(request, job) if job is not None else []}
+        return super().change_view(request, object_id, form_url, {**extra, **(extra_context or {})})
+
+    def changelist_view(self, request, extra_context=None):
+        extra = {"dashboard_url": self._url("dashboard"), "failures_url": self._url("failures")}
+        return super().changelist_view(request, {**extra, **(extra_context or {})})
+
+
+@admin.register(Worker)
+class WorkerAdmin(admin.ModelAdmin):
+    """Live and recently dead worker processes, read-only: workers manage their rows."""
+
+    list_display = (
+        "identity", "host", "pid", "group", "queues", "started_at", "heartbeat_at",
+        "is_fresh", "jobs_done",
+    )  # fmt: skip
+    list_filter = ("group", "host")
+    search_fields = ("identity", "host")
+    ordering = ("group", "identity")
+
+    @admin.display(description=_("heartbeat fresh"), boolean=True)
+    def is_fresh(self, worker: Worker) -> bool:
+        age = (timezone.now() - worker.heartbeat_at).total_seconds()
+        return age <= jobs_settings().heartbeat_timeout
+
+    def get_queryset(self, request: HttpRequest):
+        return super().get_queryset(request).using(jobs_settings().database)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Worker | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Worker | None = None) -> bool:
+        return False

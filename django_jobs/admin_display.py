@@ -1,0 +1,129 @@
+"""HTML fragments for the job list and page; every value goes through ``format_html``."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.template.defaultfilters import date as date_filter
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+from django.utils.text import Truncator
+from django.utils.timesince import timesince
+from django.utils.translation import gettext as _
+
+from . import registry
+from .conf import jobs_settings
+from .models import Job, JobStatus
+
+EMPTY = "–"
+ERROR_LINE_CHARS = 80
+
+
+def display_status(job: Job, now: datetime | None = None) -> tuple[str, str]:
+    """(css name, label): scheduled jobs that are due show as "ready"."""
+    status = job.status
+    if status == JobStatus.SCHEDULED and job.run_at and job.run_at <= (now or timezone.now()):
+        return "ready", _("ready")
+    return str(status), str(JobStatus(status).label)
+
+
+def status_badge(job: Job) -> SafeString:
+    css, label = display_status(job)
+    return format_html('<span class="djj-badge djj-{}">{}</span>', css, label)
+
+
+def max_attempts(job: Job) -> int | None:
+    """The job's own ``@job(max_attempts=…)``, else that of the group serving its queue."""
+    definition = registry.all_jobs().get(job.name)
+    if definition is not None and definition.max_attempts:
+        return definition.max_attempts
+    group = jobs_settings().group_for_queue(job.queue)
+    return group.max_attempts if group is not None else None
+
+
+def attempts_of_max(job: Job) -> str:
+    limit = max_attempts(job)
+    return _("%(attempts)s of %(max)s") % {
+        "attempts": job.attempts,
+        "max": limit if limit is not None else "?",
+    }
+
+
+def error_line(job: Job) -> SafeString | str:
+    summary = job.error_summary
+    if not summary:
+        return EMPTY
+    short = Truncator(summary).chars(ERROR_LINE_CHARS)
+    return format_html('<span class="djj-error" title="{}">{}</span>', summary, short)
+
+
+def pretty_json(value: Any) -> SafeString:
+    text = json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)
+    return format_html('<pre class="djj-pre djj-json">{}</pre>', text)
+
+
+def traceback_block(job: Job) -> SafeString | str:
+    if not job.last_error:
+        return EMPTY
+    return format_html('<pre class="djj-pre djj-traceback">{}</pre>', job.last_error)
+
+
+def progress_block(job: Job) -> SafeString | str:
+    if job.progress is None:
+        return EMPTY
+    percent = max(0, min(100, job.progress))
+    return format_html(
+        '<progress class="djj-progress" max="100" value="{}">{}%</progress> {}% {}',
+        percent, percent, percent, job.progress_message,
+    )  # fmt: skip
+
+
+def _when(value: datetime | None) -> str:
+    return date_filter(timezone.localtime(value), "DATETIME_FORMAT") if value else EMPTY
+
+
+def duration(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    if seconds < 60:
+        return _("%(s)d s") % {"s": seconds}
+    if seconds < 3600:
+        return _("%(m)d min %(s)d s") % {"m": seconds // 60, "s": seconds % 60}
+    return _("%(h)d h %(m)d min") % {"h": seconds // 3600, "m": seconds % 3600 // 60}
+
+
+def timeline(job: Job, now: datetime | None = None) -> SafeString:
+    """The job's life so far, one line per event that happened (or is due)."""
+    now = now or timezone.now()
+    events: list[tuple[str, str, str]] = [("created", _("Created"), _when(job.created_at))]
+    if job.run_at is not None:
+        label = _("Runs at") if job.run_at > now else _("Due since")
+        if job.locked_at is not None or job.finished_at is not None:
+            label = _("Ran at")
+        events.append(("run_at", label, _when(job.run_at)))
+    if job.locked_at is not None:
+        events.append(
+            (
+                "locked",
+                _("Started"),
+                _("%(when)s by %(worker)s, running for %(duration)s")
+                % {
+                    "when": _when(job.locked_at),
+                    "worker": job.locked_by or EMPTY,
+                    "duration": duration(max(now - job.locked_at, timedelta(0))),
+                },
+            )
+        )
+    events.append(("attempts", _("Attempts"), attempts_of_max(job)))
+    if job.finished_at is not None:
+        events.append(("finished", _("Succeeded"), _when(job.finished_at)))
+    if job.failed_at is not None:
+        ago = _("%(time)s ago") % {"time": timesince(job.failed_at, now)}
+        events.append(("failed", _("Failed"), f"{_when(job.failed_at)} ({ago})"))
+    events.append(("updated", _("Last updated"), _when(job.updated_at)))
+    items = format_html_join(
+        "", '<li class="djj-event djj-event-{}"><strong>{}</strong> {}</li>', events
+    )
+    return format_html('<ol class="djj-timeline">{}</ol>', items)

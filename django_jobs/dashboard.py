@@ -1,0 +1,205 @@
+"""The queue dashboard and the failed-jobs-by-error page of the admin."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.db.models.functions import Right
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import urlencode
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from . import stats
+from .admin_actions import RETRY, confirmation
+from .admin_display import duration
+from .charts import Series, hourly_bars
+from .conf import jobs_settings
+from .models import Job
+
+#: Failed rows the failures page groups, newest first.
+FAILURES_SCANNED = 10_000
+#: Characters read from the end of an error: enough for its last line.
+ERROR_TAIL = 1_000
+RETRY_CHUNK = 500
+
+
+def _context(model_admin: admin.ModelAdmin, request: HttpRequest, title) -> dict:
+    if not model_admin.has_view_permission(request):
+        raise PermissionDenied
+    opts = model_admin.model._meta
+    request.current_app = model_admin.admin_site.name
+    return {
+        **model_admin.admin_site.each_context(request),
+        "title": title,
+        "subtitle": None,
+        "opts": opts,
+        "app_label": opts.app_label,
+        "changelist_url": _url(model_admin, "changelist"),
+        "dashboard_url": _url(model_admin, "dashboard"),
+        "failures_url": _url(model_admin, "failures"),
+    }
+
+
+def _url(model_admin: admin.ModelAdmin, name: str) -> str:
+    return reverse(f"admin:django_jobs_job_{name}", current_app=model_admin.admin_site.name)
+
+
+def dashboard_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> HttpResponse:
+    context = _context(model_admin, request, gettext_lazy("Job queues"))
+    now = timezone.now()
+    hourly = stats.hourly_outcomes(now=now)
+    changelist = context["changelist_url"]
+    rows = []
+    for row in stats.queue_stats(now=now):
+
+        def link(status: str, queue: str = row.queue) -> str:
+            return f"{changelist}?{urlencode({'status': status, 'queue': queue})}"
+
+        rows.append(
+            {
+                "stats": row,
+                "ready_url": link("ready"),
+                "later_url": link("later"),
+                "running_url": link("running"),
+                "failed_url": link("failed"),
+                "succeeded_url": link("succeeded"),
+                "oldest": (
+                    duration(row.oldest_ready_age) if row.oldest_ready_age is not None else None
+                ),
+            }
+        )
+    context.update(
+        queues=rows,
+        workers=[
+            {"worker": w, "jobs": [(j, duration(j.running_for)) for j in w.jobs]}
+            for w in stats.live_workers(now=now)
+        ],
+        heartbeat_timeout=jobs_settings().heartbeat_timeout,
+        keeps_succeeded=any(not g.delete_successful_jobs for g in jobs_settings().workers),
+        chart=hourly_bars(
+            hourly.starts,
+            [
+                Series(_("succeeded"), hourly.succeeded, "djj-bar-succeeded"),
+                Series(_("failed"), hourly.failed, "djj-bar-failed"),
+            ],
+            _("Succeeded and failed jobs per hour, last 24 hours"),
+        ),
+        total_succeeded=sum(hourly.succeeded),
+        total_failed=sum(hourly.failed),
+        now=now,
+    )
+    return TemplateResponse(request, "admin/django_jobs/job/dashboard.html", context)
+
+
+@dataclass
+class FailureGroup:
+    name: str
+    error_type: str
+    count: int
+    last_failed_at: datetime
+    example: str
+    example_id: int
+
+
+def failure_groups(alias: str, limit: int = FAILURES_SCANNED) -> tuple[list[FailureGroup], int]:
+    """Groups of the ``limit`` newest failed jobs by (job name, exception class), largest
+    first, and how many failed rows were read."""
+    rows = (
+        Job.objects.using(alias)
+        .failed()
+        .order_by("-failed_at", "-id")
+        .values_list("id", "name", "failed_at", Right("last_error", ERROR_TAIL))[:limit]
+    )
+    groups: dict[tuple[str, str], FailureGroup] = {}
+    scanned = 0
+    for job_id, name, failed_at, tail in rows:
+        scanned += 1
+        kind = stats.error_type(tail or "")
+        group = groups.get((name, kind))
+        if group is None:
+            lines = [line for line in (tail or "").splitlines() if line.strip()]
+            groups[(name, kind)] = FailureGroup(
+                name, kind, 1, failed_at, lines[-1].strip() if lines else "", job_id
+            )
+        else:
+            group.count += 1
+    ordered = sorted(groups.values(), key=lambda g: (-g.count, g.name, g.error_type))
+    return ordered, scanned
+
+
+def failures_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> HttpResponse:
+    context = _context(model_admin, request, gettext_lazy("Failed jobs by error"))
+    groups, scanned = failure_groups(jobs_settings().database)
+    changelist = context["changelist_url"]
+    context.update(
+        groups=[
+            {
+                "group": group,
+                "list_url": f"{changelist}?"
+                + urlencode({"status": "failed", "name": group.name, "q": group.error_type}),
+                "example_url": reverse(
+                    "admin:django_jobs_job_change",
+                    args=[group.example_id],
+                    current_app=model_admin.admin_site.name,
+                ),
+            }
+            for group in groups
+        ],
+        scanned=scanned,
+        truncated=scanned >= FAILURES_SCANNED,
+        limit=FAILURES_SCANNED,
+        can_retry=RETRY.allowed(model_admin, request),
+        retry_url=_url(model_admin, "retry_group"),
+    )
+    return TemplateResponse(request, "admin/django_jobs/job/failures.html", context)
+
+
+def group_ids(alias: str, name: str, kind: str) -> list[int]:
+    """Every failed job of ``name`` whose error names ``kind`` (all of them, not a sample)."""
+    rows = (
+        Job.objects.using(alias)
+        .failed()
+        .filter(name=name)
+        .order_by("id")
+        .values_list("id", Right("last_error", ERROR_TAIL))
+    )
+    return [job_id for job_id, tail in rows.iterator() if stats.error_type(tail or "") == kind]
+
+
+def retry_group_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> HttpResponse:
+    if not model_admin.has_view_permission(request) or not RETRY.allowed(model_admin, request):
+        raise PermissionDenied
+    data = request.POST if request.method == "POST" else request.GET
+    name, kind = data.get("name", ""), data.get("error_type", "")
+    alias = jobs_settings().database
+    ids = group_ids(alias, name, kind)
+    jobs = model_admin.get_queryset(request)
+    if request.method == "POST" and request.POST.get("post") == "yes":
+        changed = sum(
+            RETRY.perform(jobs.filter(pk__in=ids[i : i + RETRY_CHUNK]))
+            for i in range(0, len(ids), RETRY_CHUNK)
+        )
+        RETRY.report(model_admin, request, changed)
+        return redirect(_url(model_admin, "failures"))
+    title = _("Retry the failed %(name)s jobs that raised %(error)s?") % {
+        "name": name,
+        "error": kind or _("no exception class"),
+    }
+    return confirmation(
+        request,
+        model_admin,
+        RETRY,
+        jobs.filter(pk__in=ids[:RETRY_CHUNK]),
+        [("name", name), ("error_type", kind), ("post", "yes")],
+        _url(model_admin, "failures"),
+        title=title,
+        count=len(ids),
+    )

@@ -1,0 +1,186 @@
+"""The job list: columns, filters, search, ordering and the paginator."""
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from django_jobs import admin_paging
+from django_jobs.models import Job
+from django_jobs.storage import get_storage
+
+from .helpers import make_job
+
+pytestmark = pytest.mark.django_db
+URL = "/admin/django_jobs/job/"
+
+
+def listed(response) -> list[int]:
+    return [job.pk for job in response.context["cl"].result_list]
+
+
+def test_columns(admin_client):
+    job = make_job("failed", name="tests.testapp.jobs.fail_for_good", attempts=1)
+    make_job("running", locked_by="django-jobs-worker.default.7@box")
+    content = admin_client.get(URL).content.decode()
+    assert 'class="djj-badge djj-failed">failed<' in content
+    assert 'class="djj-badge djj-running">running<' in content
+    # fail_for_good declares max_attempts=1; noop falls back to the group's MAX_ATTEMPTS (3).
+    assert "1 of 1" in content and "1 of 3" in content
+    assert "django-jobs-worker.default.7@box" in content
+    assert "ValueError: boom" in content
+    assert f'href="/admin/django_jobs/job/{job.pk}/change/' in content
+    for header in ("queue", "priority", "run at", "failed at", "created at", "last error"):
+        assert f">{header.capitalize()}<" in content or f">{header}<" in content.lower()
+
+
+def test_error_line_is_truncated_and_escaped(admin_client):
+    long = "RuntimeError: <script>alert(1)</script> " + "x" * 200
+    make_job("failed", last_error=f"Traceback\n{long}\n")
+    content = admin_client.get(URL).content.decode()
+    assert "<script>alert(1)</script>" not in content
+    assert "RuntimeError: &lt;script&gt;alert(1)&lt;/script&gt;" in content
+    assert "x" * 200 not in content.split('title="')[0]
+
+
+def test_attempts_when_no_group_serves_the_queue(admin_client, settings):
+    settings.JOBS = {**settings.JOBS, "WORKERS": [{"QUEUE": ["email"]}]}
+    make_job("ready", queue="default", attempts=2)
+    assert "2 of ?" in admin_client.get(URL).content.decode()
+
+
+def test_default_ordering_is_claim_order(admin_client):
+    now = timezone.now()
+    c = make_job(priority=10, run_at=now)
+    a = make_job(priority=1, run_at=now)
+    b = make_job(priority=1, run_at=now + timedelta(seconds=1))
+    d = make_job(priority=10, run_at=now)
+    assert listed(admin_client.get(URL)) == [a.pk, b.pk, c.pk, d.pk]
+
+
+@pytest.mark.parametrize(
+    "status, expected",
+    [
+        ("ready", {"ready"}),
+        ("later", {"later"}),
+        ("scheduled", {"ready", "later"}),
+        ("running", {"running"}),
+        ("succeeded", {"succeeded"}),
+        ("failed", {"failed"}),
+    ],
+)
+def test_status_filter(admin_client, status, expected):
+    jobs = {state: make_job(state).pk for state in ("ready", "later", "running", "failed")}
+    jobs["succeeded"] = make_job("succeeded").pk
+    response = admin_client.get(URL, {"status": status})
+    assert sorted(listed(response)) == sorted(jobs[s] for s in expected)
+
+
+def test_status_filter_ignores_unknown_values(admin_client):
+    """``with_status`` looks names up on the queryset: ``delete`` must not reach it."""
+    make_job("ready")
+    response = admin_client.get(URL, {"status": "delete"})
+    assert response.status_code == 200
+    assert Job.objects.count() == 1
+
+
+def test_queue_and_name_filters(admin_client):
+    email = make_job(queue="email", name="tests.testapp.jobs.send_email")
+    make_job(queue="default")
+    assert listed(admin_client.get(URL, {"queue": "email"})) == [email.pk]
+    assert listed(admin_client.get(URL, {"name": "tests.testapp.jobs.send_email"})) == [email.pk]
+    content = admin_client.get(URL).content.decode()
+    # Choices come from the settings and the registry, not from the table.
+    assert "?queue=slow" in content and "name=tests.testapp.jobs.fail_once" in content
+
+
+@pytest.mark.parametrize("field", ["run_at", "created_at", "failed_at"])
+def test_date_range_filters(admin_client, field):
+    now = timezone.now()
+    old = make_job("failed", **{field: now - timedelta(days=10)})
+    new = make_job("failed", **{field: now})
+    start = timezone.localtime(now - timedelta(days=1))
+    params = {
+        f"{field}__range__gte_0": start.strftime("%Y-%m-%d"),
+        f"{field}__range__gte_1": start.strftime("%H:%M:%S"),
+    }
+    assert listed(admin_client.get(URL, params)) == [new.pk]
+    end = timezone.localtime(now - timedelta(days=5))
+    params = {
+        f"{field}__range__lte_0": end.strftime("%Y-%m-%d"),
+        f"{field}__range__lte_1": end.strftime("%H:%M:%S"),
+    }
+    assert listed(admin_client.get(URL, params)) == [old.pk]
+
+
+@pytest.mark.parametrize(
+    "fields, term",
+    [
+        ({"name": "tests.testapp.jobs.send_email"}, "send_email"),
+        ({"args": ["needle-42"]}, "needle-42"),
+        ({"last_error": "KeyError: 'needle'"}, "keyerror"),
+        ({"locked_by": "worker.needle@host", "locked_at": timezone.now()}, "needle@"),
+    ],
+)
+def test_search(admin_client, fields, term):
+    make_job("ready")
+    wanted = make_job("ready", **fields)
+    assert listed(admin_client.get(URL, {"q": term})) == [wanted.pk]
+
+
+def test_no_add_and_no_delete_selected(admin_client):
+    make_job()
+    response = admin_client.get(URL)
+    assert not response.context["has_add_permission"]
+    actions = [name for name, _ in response.context["action_form"].fields["action"].choices]
+    assert actions == ["", "retry_selected", "run_now_selected", "discard_selected"]
+    assert admin_client.get(URL + "add/").status_code == 403
+
+
+def test_small_tables_are_counted_exactly(admin_client):
+    for _ in range(3):
+        make_job()
+    cl = admin_client.get(URL).context["cl"]
+    assert cl.result_count == 3 and cl.paginator.count_kind == "exact"
+    assert cl.full_result_count is None  # show_full_result_count=False: no second count
+
+
+def test_filtered_count_stops_at_the_cap(admin_client, monkeypatch):
+    monkeypatch.setattr(admin_paging, "EXACT_UP_TO", 4)
+    for _ in range(6):
+        make_job("failed")
+    response = admin_client.get(URL, {"status": "failed"})
+    cl = response.context["cl"]
+    assert cl.paginator.count_kind == "lower bound" and cl.result_count == 4
+    assert "more than 4 jobs" in response.content.decode()
+
+
+def test_unfiltered_count_beyond_the_cap_uses_the_estimate(admin_client, monkeypatch):
+    monkeypatch.setattr(admin_paging, "EXACT_UP_TO", 4)
+    for _ in range(30):
+        make_job()
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE django_jobs_job")
+    response = admin_client.get(URL)
+    cl = response.context["cl"]
+    if connection.vendor == "postgresql":
+        assert cl.paginator.count_kind == "estimate" and cl.result_count == 30
+        assert "about 30 jobs" in response.content.decode()
+    else:
+        assert get_storage().estimated_count() is None
+        assert cl.paginator.count_kind == "lower bound" and cl.result_count == 4
+    # Pages still hold the rows in order.
+    assert len(listed(admin_client.get(URL))) == 30
+
+
+def test_estimate_follows_the_table_on_postgresql():
+    if connection.vendor != "postgresql":
+        assert get_storage().estimated_count() is None
+        return
+    for _ in range(20):
+        make_job()
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE django_jobs_job")
+    assert get_storage().estimated_count() == 20
