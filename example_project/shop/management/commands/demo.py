@@ -52,7 +52,7 @@ class Command(BaseCommand):
 
         self.stdout.write("Running them with django_jobs.workoff.workoff()")
         # Each failure is logged as a warning; the summary below reports them once, in order.
-        logging.getLogger("django_jobs").setLevel(logging.ERROR)
+        logging.getLogger("django_jobs").setLevel(logging.CRITICAL)
         self.run_until_done()
 
         self.summarise()
