@@ -6,6 +6,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -105,15 +106,26 @@ class HeartbeatThread(threading.Thread):
         from .lifeline import recover
 
         interval = jobs_settings().heartbeat_interval
+        timeout = jobs_settings().heartbeat_timeout
         beats = 0
+        # Since when this process has reached the database without a break. Other
+        # workers could not beat while it was away either: judging them before they had
+        # a full timeout to beat again would take jobs from live workers.
+        reachable_since: float | None = time.monotonic()
         try:
             while not self.stop_event.wait(interval):
                 try:
                     beat(self.identity, self.group, self.jobs_done())
+                    if reachable_since is None:
+                        reachable_since = time.monotonic()
                     beats += 1
-                    if beats % self.LIFELINE_EVERY == 0:
+                    if (
+                        beats % self.LIFELINE_EVERY == 0
+                        and time.monotonic() - reachable_since >= timeout
+                    ):
                         recover(self.group)
                 except (DatabaseError, InterfaceError) as exc:
+                    reachable_since = None
                     logger.warning("heartbeat of %s failed: %s", self.identity, exc)
                     connections.close_all()
         finally:

@@ -74,6 +74,12 @@ class Worker:
         self.since_async = ASYNC_MEMORY
         self.heartbeat = HeartbeatThread(self.identity, group, lambda: self.jobs_done)
         self.watchdog = Watchdog(self)
+        #: Jobs done at which memory is next compared with MAX_MEMORY_MB.
+        self.next_memory_check = 1
+        #: A claim failed with a database error: it may have locked rows all the same.
+        self.claim_uncertain = False
+        #: Set by a supervisor: when our parent is no longer this pid, stop gracefully.
+        self.supervisor_pid: int | None = None
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -123,7 +129,9 @@ class Worker:
             if self.immediate:
                 unrun += list(self.inflight)
                 self.inflight.clear()
-        self._with_database(lambda: self._give_back(unrun))
+        # A few tries even when stopping at once: the interrupted job may have broken
+        # the connection, and _database_down replaces it.
+        self._with_database(lambda: self._give_back(unrun), attempts=3)
         self._with_database(self.flush, attempts=3)
         try:
             deregister(self.identity)
@@ -146,6 +154,8 @@ class Worker:
             self._collect()
             if self.immediate:
                 return
+            if self._orphaned():
+                self.stopping.set()
             if self.stopping.is_set():
                 self._release_pending()
                 if not self.inflight:
@@ -188,14 +198,24 @@ class Worker:
         return min(self.group.batch_size, max(free, extra))
 
     def _fill(self) -> bool:
-        if self.pending:
+        if self.pending or self.stopping.is_set():
             return False
+        if self.claim_uncertain:
+            self._release_unknown()
         free = self._free_slots()
         if free <= 0:
             return False
-        claimed = self.storage.claim(
-            self.identity, self.group.queues, self._claim_size(free), timezone.now()
-        )
+        size = self._claim_size(free)
+        if self.group.max_jobs:
+            # Never hold more jobs than this process will run before it is recycled.
+            size = min(size, self.group.max_jobs - self.jobs_done - len(self.inflight))
+            if size <= 0:
+                return False
+        try:
+            claimed = self.storage.claim(self.identity, self.group.queues, size, timezone.now())
+        except (DatabaseError, InterfaceError):
+            self.claim_uncertain = True
+            raise
         for job in claimed:
             call = Call(job, self._context)
             self.since_async = 0 if call.is_async else self.since_async + 1
@@ -310,10 +330,42 @@ class Worker:
         if group.max_jobs and self.jobs_done >= group.max_jobs:
             logger.info("[jobs] %s ran %s jobs: recycling", self.identity, self.jobs_done)
             return True
-        if group.max_memory_mb and self.jobs_done % 16 == 0 and rss_mb() > group.max_memory_mb:
-            logger.info("[jobs] %s uses %.0f MB: recycling", self.identity, rss_mb())
-            return True
+        # Only after a job: a fresh process already above the limit would otherwise
+        # restart forever without doing any work. Then every 16 jobs (reading /proc).
+        if group.max_memory_mb and self.jobs_done >= self.next_memory_check:
+            self.next_memory_check = self.jobs_done + 16
+            if rss_mb() > group.max_memory_mb:
+                logger.info("[jobs] %s uses %.0f MB: recycling", self.identity, rss_mb())
+                return True
         return False
+
+    def _orphaned(self) -> bool:
+        if self.supervisor_pid is None or self.stopping.is_set():
+            return False
+        if os.getppid() == self.supervisor_pid:
+            return False
+        logger.warning(
+            "[jobs] %s: its supervisor (pid %s) is gone: stopping after running jobs finish",
+            self.identity, self.supervisor_pid,
+        )  # fmt: skip
+        return True
+
+    def _release_unknown(self) -> None:
+        """Give back rows a failed claim locked for us although we never received them."""
+        from .models import Job
+
+        with self.lock:
+            known = set(self.inflight) | {call.claimed.id for call in self.pending}
+            known |= {outcome.job.id for outcome in self.buffered}
+        held = Job.objects.using(self.storage.alias).filter(locked_by=self.identity)
+        lost = [pk for pk in held.values_list("pk", flat=True) if pk not in known]
+        if lost:
+            logger.warning(
+                "[jobs] %s: giving back %s job(s) claimed while the database went away",
+                self.identity, len(lost),
+            )  # fmt: skip
+            self._give_back(lost)
+        self.claim_uncertain = False
 
     def _context(self, claimed: ClaimedJob, definition) -> JobContext:
         storage, identity = self.storage, self.identity
@@ -337,7 +389,8 @@ class Worker:
                 return action()
             except (DatabaseError, InterfaceError) as exc:
                 failures += 1
-                if (attempts is not None and failures >= attempts) or self.immediate:
+                limit = attempts if attempts is not None else (1 if self.immediate else None)
+                if limit is not None and failures >= limit:
                     logger.error("[jobs] %s: giving up on the database: %s", self.identity, exc)
                     return None
                 self._database_down(exc, failures)
@@ -374,4 +427,24 @@ def run_worker(group_index: int, worker_id: str | int, *, workoff: bool = False)
         raise ValueError(
             f"there is no worker group {group_index} (JOBS['WORKERS'] has {len(groups)})"
         )
-    return Worker(groups[group_index], worker_id, workoff=workoff).run()
+    from .proctitle import set_title, worker_title
+    from .supervisor import ENV_CONSOLE_LOG, ENV_SUPERVISOR, console_logging
+
+    group = groups[group_index]
+    if os.environ.get(ENV_CONSOLE_LOG):
+        console_logging(os.environ[ENV_CONSOLE_LOG])
+    set_title(worker_title(group.queue_label, worker_id))
+    worker = Worker(group, worker_id, workoff=workoff)
+    if os.environ.get(ENV_SUPERVISOR, "").isdigit():
+        worker.supervisor_pid = int(os.environ[ENV_SUPERVISOR])
+    code = worker.run()
+    if worker.immediate and any(
+        t.is_alive() and not t.daemon
+        for t in threading.enumerate()
+        if t is not threading.main_thread()
+    ):
+        # Jobs still running in pool threads were given back; the interpreter would wait
+        # for them at exit. Stopping at once means now.
+        logging.shutdown()
+        os._exit(code)
+    return code

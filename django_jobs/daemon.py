@@ -1,0 +1,228 @@
+"""``jobs start``, ``jobs stop`` and ``jobs restart``: the supervisor as a detached daemon.
+
+``start`` launches ``python -m django jobs work --pidfile …`` in a new session with its
+output in ``JOBS["LOG_FILE"]`` (or discarded; Django's LOGGING applies either way). The
+pid file is ``<PID_DIR>/<settings module>.pid``; next to it the supervisor keeps
+``<settings module>.workers``, the pids of its workers, so that ``stop --force`` can kill
+them even when the supervisor itself is gone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from django.conf import settings
+from django.db import DatabaseError, InterfaceError
+
+from .conf import jobs_settings
+
+#: How long ``start`` waits for the supervisor to write its pid file.
+START_TIMEOUT = 30.0
+#: With ``--force``: after the timeout, a second signal (stop at once) and this grace.
+FORCE_GRACE = 5.0
+POLL = 0.1
+
+#: Kept so that a detached Popen is never collected (and never warns) in this process.
+_launched: list[subprocess.Popen] = []
+
+
+class DaemonError(ValueError):
+    """A daemon command could not do what it was asked (the command prints why)."""
+
+
+def pid_file() -> str:
+    return os.path.join(jobs_settings().pid_dir, f"{settings.SETTINGS_MODULE}.pid")
+
+
+def workers_file(pidfile: str) -> str:
+    base = pidfile[: -len(".pid")] if pidfile.endswith(".pid") else pidfile
+    return base + ".workers"
+
+
+def write_atomically(path: str, text: str) -> None:
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as file:
+        file.write(text)
+    os.replace(tmp, path)
+
+
+def read_pid(path: str) -> int | None:
+    try:
+        with open(path) as file:
+            return int(file.read().strip() or 0) or None
+    except (OSError, ValueError):
+        return None
+
+
+def read_worker_pids(pidfile: str) -> list[int]:
+    try:
+        with open(workers_file(pidfile)) as file:
+            return [int(pid) for pid in json.load(file)]
+    except (OSError, ValueError, TypeError):
+        return []
+
+
+def process_alive(pid: int) -> bool:
+    """True for a running process; False for none, or a zombie nobody has reaped yet."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _command_line(pid: int) -> str | None:
+    """The process's command line, or None where /proc is not available."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as file:
+            return file.read().replace(b"\0", b" ").decode(errors="replace")
+    except FileNotFoundError:
+        return "" if os.path.isdir("/proc/self") else None
+    except OSError:
+        return None
+
+
+def _looks_like(pid: int, title: str, verb: str) -> bool:
+    """Guard against a pid recycled by an unrelated process since it was written down."""
+    if not process_alive(pid):
+        return False
+    line = _command_line(pid)
+    return line is None or title in line or f"jobs {verb}" in line
+
+
+def supervisor_alive(pid: int) -> bool:
+    return _looks_like(pid, "django-jobs-supervisor", "work")
+
+
+def worker_alive(pid: int) -> bool:
+    return _looks_like(pid, "django-jobs-worker", "worker")
+
+
+def running_pid() -> int | None:
+    """The pid of this project's detached supervisor, if it runs."""
+    pid = read_pid(pid_file())
+    return pid if pid and supervisor_alive(pid) else None
+
+
+def start() -> str:
+    """Launch the supervisor detached; refuse if one already runs for these settings."""
+    from .supervisor import ENV_DETACHED, child_env
+
+    path = pid_file()
+    pid = running_pid()
+    if pid:
+        raise DaemonError(f"django_jobs is already running (pid {pid}, pid file {path})")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    for stale in (path, workers_file(path)):
+        if os.path.exists(stale):
+            os.unlink(stale)
+    log_file = jobs_settings().log_file
+    env = child_env()
+    env[ENV_DETACHED] = "1"
+    with open(log_file or os.devnull, "ab") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "django", "jobs", "work", "--pidfile", path],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    _launched.append(process)
+    deadline = time.monotonic() + START_TIMEOUT
+    while read_pid(path) != process.pid:
+        code = process.poll()
+        if code is not None:
+            where = f"see {log_file}" if log_file else "set JOBS['LOG_FILE'] to see why"
+            raise DaemonError(f"the supervisor exited at once (code {code}): {where}")
+        if time.monotonic() > deadline:
+            raise DaemonError(f"the supervisor did not start within {START_TIMEOUT:g} s")
+        time.sleep(POLL)
+    count = sum(group.count for group in jobs_settings().workers)
+    log = log_file or "discarded (JOBS['LOG_FILE'] is not set)"
+    return (
+        f"Started django_jobs: supervisor pid {process.pid} running {count} worker(s); "
+        f"pid file {path}; log {log}"
+    )
+
+
+def _wait_gone(pids: set[int], timeout: float, pidfile: str) -> set[int]:
+    """Wait until every pid (and every worker the supervisor lists) is gone; what is left."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pids |= set(read_worker_pids(pidfile))
+        left = {pid for pid in pids if process_alive(pid)}
+        if not left or time.monotonic() >= deadline:
+            return left
+        time.sleep(POLL)
+
+
+def stop(timeout: float = 60.0, force: bool = False) -> str:
+    """Stop the detached supervisor and its workers gracefully (and, with force, surely)."""
+    path = pid_file()
+    pid = running_pid()
+    if pid is None:
+        return "django_jobs is not running."
+    workers = {p for p in read_worker_pids(path) if worker_alive(p)}
+    os.kill(pid, signal.SIGTERM)
+    left = _wait_gone({pid, *workers}, timeout, path)
+    if not left:
+        return f"Stopped django_jobs (supervisor pid {pid} and {len(workers)} worker(s))."
+    if not force:
+        raise DaemonError(
+            f"still running after {timeout:g} s (pids {sorted(left)}): running jobs have not "
+            "finished; wait, or use --force to stop them at once"
+        )
+    if process_alive(pid):
+        os.kill(pid, signal.SIGTERM)  # the second signal: running jobs go back unspent
+        left = _wait_gone(left, FORCE_GRACE, path)
+    killed = sorted(p for p in left if p == pid or worker_alive(p))
+    for victim in killed:
+        try:
+            os.kill(victim, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    _wait_gone(set(killed), FORCE_GRACE, path)
+    _release_jobs_of(set(killed) - {pid})
+    for stale in (path, workers_file(path)):
+        if os.path.exists(stale):
+            os.unlink(stale)
+    return f"Stopped django_jobs; killed pids {killed} that were still running after {timeout:g} s."
+
+
+def _release_jobs_of(pids: set[int]) -> None:
+    """Jobs of killed workers run again at once instead of after a heartbeat timeout."""
+    from .heartbeat import HOST
+    from .lifeline import recover_worker_jobs
+    from .models import Worker
+
+    if not pids:
+        return
+    alias = jobs_settings().database
+    try:
+        rows = Worker.objects.using(alias).filter(host=HOST, pid__in=list(pids))
+        for row in rows:
+            recover_worker_jobs(
+                row.identity,
+                f"worker {row.identity} died while running this job (killed by jobs stop --force)",
+            )
+            row.delete()
+    except (DatabaseError, InterfaceError):
+        pass  # the lifeline recovers them once their heartbeats are stale
+
+
+def restart(timeout: float = 60.0, force: bool = False) -> str:
+    """Stop, then start: the new workers are fresh processes running the current code."""
+    stopped = stop(timeout=timeout, force=force)
+    return f"{stopped}\n{start()}"

@@ -1,0 +1,420 @@
+"""``manage.py jobs work``: one supervisor process keeping every configured worker alive.
+
+The supervisor runs ``COUNT`` worker processes per group of ``JOBS["WORKERS"]``, each a
+fresh ``python -m django jobs worker`` in its own session, so a Ctrl-C in the terminal
+reaches the supervisor alone and the supervisor decides what the workers get:
+
+* first SIGINT/SIGTERM: SIGTERM to every worker, which stops claiming and lets its
+  running jobs finish (graceful);
+* second signal: a second SIGTERM to every worker, which gives its running jobs back to
+  run again at once, unspent (immediate); what is still alive ``IMMEDIATE_GRACE``
+  seconds later is killed and its jobs given back;
+* third signal: SIGKILL to every worker now.
+
+While running, it replaces a worker that exits (crash, ``kill -9``, a job's timeout,
+recycling after ``MAX_JOBS``/``MAX_MEMORY_MB``), backing off when one keeps dying
+quickly, and it kills a worker whose heartbeat went stale (hung in C code, stopped),
+recovering that worker's jobs at once instead of waiting for another host's lifeline.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import DatabaseError, InterfaceError, connections
+from django.utils import timezone
+
+from .conf import WorkerGroup, jobs_settings
+from .heartbeat import HOST, identity_for
+from .proctitle import SUPERVISOR_TITLE, set_title
+
+logger = logging.getLogger("django_jobs.supervisor")
+
+#: Environment of worker processes: the supervisor's pid (a worker whose parent is no
+#: longer this pid was orphaned and stops gracefully) and the console log level.
+ENV_SUPERVISOR = "DJANGO_JOBS_SUPERVISOR_PID"
+ENV_CONSOLE_LOG = "DJANGO_JOBS_CONSOLE_LOG"
+#: Set by ``jobs start``: Django's LOGGING alone decides what is logged where.
+ENV_DETACHED = "DJANGO_JOBS_DETACHED"
+
+#: A worker that exits unexpectedly after less than this many seconds "died quickly".
+QUICK_DEATH = 10.0
+BACKOFF_FIRST = 1.0
+BACKOFF_MAX = 60.0
+#: After the second signal, workers still alive this many seconds later are killed.
+IMMEDIATE_GRACE = 10.0
+#: The supervisor's loop wakes at least this often (and at once on a signal or SIGCHLD).
+TICK = 0.5
+
+
+@dataclass
+class Slot:
+    """One worker position (group, id): at most one live process at a time."""
+
+    group: WorkerGroup
+    worker_id: int
+    process: subprocess.Popen | None = None
+    started: float = 0.0
+    quick_deaths: int = 0
+    start_at: float = 0.0
+    #: Why the supervisor killed the current process, if it did.
+    killed_because: str = ""
+
+    @property
+    def identity(self) -> str:
+        return identity_for(self.group, self.worker_id)
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+
+def worker_command(group: WorkerGroup, worker_id: int) -> list[str]:
+    return [
+        sys.executable, "-m", "django", "jobs", "worker",
+        "--index", str(group.index), "--id", str(worker_id),
+    ]  # fmt: skip
+
+
+def child_env() -> dict[str, str]:
+    """The environment of a ``python -m django`` child that must import this project."""
+    env = dict(os.environ)
+    env["DJANGO_SETTINGS_MODULE"] = settings.SETTINGS_MODULE
+    paths = [os.getcwd()]
+    script_dir = os.path.dirname(os.path.abspath(sys.argv[0])) if sys.argv[0] else ""
+    # manage.py's directory, but never a package's (``python -m django`` makes argv[0]
+    # django/__main__.py, and django/ on the path would shadow ``http``, ``test``…).
+    if script_dir and not os.path.exists(os.path.join(script_dir, "__init__.py")):
+        paths.insert(0, script_dir)
+    existing = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys([*paths, *existing]))
+    return env
+
+
+def console_logging(level: int | str = logging.DEBUG) -> None:
+    """Log ``django_jobs.*`` to stderr at ``level``, unless a console handler exists."""
+    jobs_logger = logging.getLogger("django_jobs")
+    jobs_logger.setLevel(level)
+    logger_: logging.Logger | None = jobs_logger
+    while logger_ is not None:
+        for handler in logger_.handlers:
+            if type(handler) is logging.StreamHandler and handler.stream in (
+                sys.stderr,
+                sys.stdout,
+            ):
+                return
+        logger_ = logger_.parent if logger_.propagate else None
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s [%(process)d] %(message)s"))
+    jobs_logger.addHandler(handler)
+
+
+class Supervisor:
+    def __init__(self, pidfile: str | None = None) -> None:
+        self.settings = jobs_settings()
+        self.pidfile = pidfile
+        self.slots = [Slot(group, n) for group in self.settings.workers for n in range(group.count)]
+        self.signals = 0
+        self.relayed = 0
+        self.kill_at: float | None = None
+        self.db_ok_since: float | None = None
+        self.next_check = 0.0
+        self.wake_r, self.wake_w = os.pipe()
+        os.set_blocking(self.wake_r, False)
+        os.set_blocking(self.wake_w, False)
+        self.env = child_env()
+        self.env[ENV_SUPERVISOR] = str(os.getpid())
+        if os.environ.get(ENV_DETACHED):
+            self.env.pop(ENV_CONSOLE_LOG, None)
+        else:
+            self.env[ENV_CONSOLE_LOG] = "DEBUG"
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def run(self) -> int:
+        set_title(SUPERVISOR_TITLE)
+        if self.pidfile and not self._write_pidfile():
+            return 1
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, self._on_signal)
+        signal.signal(signal.SIGCHLD, lambda signum, frame: self._wake())
+        logger.info(
+            "[jobs] supervisor started (pid %s): %s worker(s) in %s group(s)",
+            os.getpid(), len(self.slots), len(self.settings.workers),
+        )  # fmt: skip
+        try:
+            while True:
+                self._reap()
+                if self.signals:
+                    self._relay_signals()
+                    if not any(slot.alive for slot in self.slots):
+                        break
+                    self._kill_stragglers()
+                else:
+                    self._start_due()
+                self._check_heartbeats()
+                self._sleep()
+        finally:
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            self._remove_pidfiles()
+            connections.close_all()
+        logger.info("[jobs] supervisor stopped")
+        return 0
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        self.signals += 1
+        self._wake()
+
+    def _wake(self) -> None:
+        try:
+            os.write(self.wake_w, b"x")
+        except BlockingIOError:
+            pass
+
+    def _sleep(self) -> None:
+        timeout = TICK
+        if not self.signals:
+            waiting = [s.start_at for s in self.slots if s.process is None]
+            if waiting:
+                timeout = min(timeout, max(0.0, min(waiting) - time.monotonic()))
+        readable, _, _ = select.select([self.wake_r], [], [], timeout)
+        if readable:
+            try:
+                while os.read(self.wake_r, 4096):
+                    pass
+            except BlockingIOError:
+                pass
+
+    # -- starting and replacing workers ------------------------------------------------
+
+    def _start_due(self) -> None:
+        now = time.monotonic()
+        for slot in self.slots:
+            if slot.process is None and now >= slot.start_at:
+                self._start(slot)
+
+    def _start(self, slot: Slot) -> None:
+        slot.process = subprocess.Popen(
+            worker_command(slot.group, slot.worker_id),
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        slot.started = time.monotonic()
+        slot.killed_because = ""
+        logger.debug("[jobs] started %s (pid %s)", slot.identity, slot.process.pid)
+        self._write_worker_pids()
+
+    def _reap(self) -> None:
+        for slot in self.slots:
+            if slot.process is None or slot.process.poll() is None:
+                continue
+            code, pid = slot.process.returncode, slot.process.pid
+            lived = time.monotonic() - slot.started
+            slot.process = None
+            self._write_worker_pids()
+            self._after_exit(slot, pid, code, lived)
+
+    def _after_exit(self, slot: Slot, pid: int, code: int, lived: float) -> None:
+        from .watchdog import EXIT_TIMEOUT
+
+        identity = slot.identity
+        if code == 0:
+            if not self.signals:
+                logger.info("[jobs] %s exited to be recycled: starting a fresh one", identity)
+            slot.start_at = time.monotonic()
+            return
+        if slot.killed_because:
+            how = slot.killed_because
+        elif code < 0:
+            how = f"killed by {signal.Signals(-code).name}"
+        else:
+            how = f"exit code {code}"
+        # A job's timeout and our own kill are no reason to wait. A worker that keeps
+        # dying quickly (bad code, an unreachable database) is restarted once at once,
+        # then after 1 s, 2 s, 4 s… up to BACKOFF_MAX.
+        if code == EXIT_TIMEOUT or slot.killed_because or lived >= QUICK_DEATH:
+            slot.quick_deaths = 0
+        else:
+            slot.quick_deaths += 1
+        delay = 0.0
+        if slot.quick_deaths > 1:
+            delay = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (slot.quick_deaths - 2))
+        slot.start_at = time.monotonic() + delay
+        if code == EXIT_TIMEOUT:
+            logger.warning("[jobs] %s stopped after a job's timeout", identity)
+        elif self.signals:
+            logger.warning("[jobs] %s ended while stopping (%s)", identity, how)
+        else:
+            logger.error(
+                "[jobs] %s (pid %s) died after %.1f s (%s): %s",
+                identity, pid, lived, how,
+                f"starting a new one in {delay:g} s" if delay else "starting a new one",
+            )  # fmt: skip
+        self._cleanup(slot, pid, how)
+
+    def _cleanup(self, slot: Slot, pid: int, how: str) -> None:
+        """Free what a dead worker held: its jobs at once, and its worker row."""
+        from .lifeline import recover_worker_jobs
+        from .models import Job, Worker
+        from .storage import get_storage
+
+        alias = self.settings.database
+        identity = slot.identity
+        try:
+            if slot.killed_because == "stopped at once":
+                held = list(
+                    Job.objects.using(alias).filter(locked_by=identity).values_list("pk", flat=True)
+                )
+                get_storage().release(identity, held, timezone.now())
+            else:
+                recover_worker_jobs(
+                    identity, f"worker {identity} died while running this job ({how})"
+                )
+            Worker.objects.using(alias).filter(identity=identity, pid=pid).delete()
+        except (DatabaseError, InterfaceError) as exc:
+            # The worker that takes this slot over recovers them when it registers, and
+            # every other worker's lifeline once the heartbeat is stale.
+            logger.warning("[jobs] could not recover the jobs of %s now: %s", identity, exc)
+            connections[alias].close()
+
+    # -- heartbeats ----------------------------------------------------------------------
+
+    def _check_heartbeats(self) -> None:
+        """Kill a worker whose heartbeat is stale although the database is reachable."""
+        from .models import Worker
+
+        now = time.monotonic()
+        if now < self.next_check:
+            return
+        self.next_check = now + max(0.25, self.settings.heartbeat_interval)
+        live = {slot.process.pid: slot for slot in self.slots if slot.alive}
+        if not live:
+            return
+        alias = self.settings.database
+        try:
+            rows = list(
+                Worker.objects.using(alias)
+                .filter(host=HOST, pid__in=list(live))
+                .values_list("pid", "identity", "heartbeat_at")
+            )
+        except (DatabaseError, InterfaceError) as exc:
+            if self.db_ok_since is not None:
+                logger.warning("[jobs] supervisor cannot reach the database: %s", exc)
+            self.db_ok_since = None
+            connections[alias].close()
+            return
+        if self.db_ok_since is None:
+            self.db_ok_since = now
+        timeout = self.settings.heartbeat_timeout
+        # Workers could not beat while the database was away: give them a full timeout
+        # after it came back before judging them.
+        if now - self.db_ok_since < timeout:
+            return
+        cutoff = timezone.now() - timedelta(seconds=timeout)
+        for pid, identity, heartbeat_at in rows:
+            slot = live[pid]
+            if identity != slot.identity or heartbeat_at >= cutoff or slot.killed_because:
+                continue
+            logger.error(
+                "[jobs] %s (pid %s) has not beaten for %.1f s: killing it",
+                identity, pid, (timezone.now() - heartbeat_at).total_seconds(),
+            )  # fmt: skip
+            slot.killed_because = f"no heartbeat for {timeout:g} s; killed by the supervisor"
+            _kill_group(pid, signal.SIGKILL)
+
+    # -- stopping ------------------------------------------------------------------------
+
+    def _relay_signals(self) -> None:
+        while self.relayed < self.signals:
+            self.relayed += 1
+            alive = [slot for slot in self.slots if slot.alive]
+            if self.relayed == 1:
+                logger.info(
+                    "[jobs] stopping %s worker(s) after their running jobs finish "
+                    "(signal again to stop at once)",
+                    len(alive),
+                )
+                for slot in alive:
+                    _signal(slot.process.pid, signal.SIGTERM)
+            elif self.relayed == 2:
+                logger.info("[jobs] stopping at once: running jobs will run again")
+                self.kill_at = time.monotonic() + IMMEDIATE_GRACE
+                for slot in alive:
+                    _signal(slot.process.pid, signal.SIGTERM)
+            else:
+                self.kill_at = time.monotonic()
+
+    def _kill_stragglers(self) -> None:
+        if self.kill_at is None or time.monotonic() < self.kill_at:
+            return
+        for slot in self.slots:
+            if slot.alive and not slot.killed_because:
+                logger.warning("[jobs] %s did not stop: killing it", slot.identity)
+                slot.killed_because = "stopped at once"
+                _kill_group(slot.process.pid, signal.SIGKILL)
+
+    # -- pid files -----------------------------------------------------------------------
+
+    def _write_pidfile(self) -> bool:
+        from .daemon import read_pid, supervisor_alive, write_atomically
+
+        other = read_pid(self.pidfile)
+        if other and other != os.getpid() and supervisor_alive(other):
+            logger.error("[jobs] a supervisor is already running (pid %s)", other)
+            return False
+        os.makedirs(os.path.dirname(os.path.abspath(self.pidfile)), exist_ok=True)
+        write_atomically(self.pidfile, f"{os.getpid()}\n")
+        return True
+
+    def _write_worker_pids(self) -> None:
+        if not self.pidfile:
+            return
+        from .daemon import workers_file, write_atomically
+
+        pids = [slot.process.pid for slot in self.slots if slot.process is not None]
+        write_atomically(workers_file(self.pidfile), json.dumps(pids))
+
+    def _remove_pidfiles(self) -> None:
+        if not self.pidfile:
+            return
+        from .daemon import read_pid, workers_file
+
+        if read_pid(self.pidfile) == os.getpid():
+            for path in (workers_file(self.pidfile), self.pidfile):
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    pass
+
+
+def _signal(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass
+
+
+def _kill_group(pid: int, signum: int) -> None:
+    """Signal a worker and whatever its jobs started in its process group."""
+    try:
+        os.killpg(pid, signum)
+    except (ProcessLookupError, PermissionError):
+        _signal(pid, signum)
+
+
+def run_supervisor(pidfile: str | None = None) -> int:
+    """Entry point of ``manage.py jobs work``; returns the exit code."""
+    if not os.environ.get(ENV_DETACHED):
+        console_logging(logging.DEBUG)
+    return Supervisor(pidfile).run()

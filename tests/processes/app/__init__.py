@@ -1,0 +1,1 @@
+"""Jobs that only process tests use: cooperative stops and frozen processes."""

@@ -1,0 +1,32 @@
+"""Jobs for the worker runtime tests; each records what happened in the Execution table."""
+
+import os
+import signal
+import time
+
+from django_jobs import job
+from tests.testapp.models import Execution
+
+
+@job(takes_context=True, queue="slow")
+def cooperative(context, key, limit=60.0):
+    """Reports progress until the worker stops gracefully, then saves and returns."""
+    deadline = time.monotonic() + limit
+    step = 0
+    while time.monotonic() < deadline:
+        step += 1
+        context.progress(min(step, 99), f"step {step}")
+        if context.should_stop():
+            Execution.objects.create(key=f"{key}:stopped", pid=os.getpid())
+            return
+        time.sleep(0.05)
+    Execution.objects.create(key=f"{key}:ran out", pid=os.getpid())
+
+
+@job
+def freeze(key):
+    """First attempt: the whole process stops (like a hang in C code, no heartbeat)."""
+    if not Execution.objects.filter(key=f"{key}:frozen").exists():
+        Execution.objects.create(key=f"{key}:frozen", pid=os.getpid())
+        os.kill(os.getpid(), signal.SIGSTOP)
+    Execution.objects.create(key=key, pid=os.getpid())

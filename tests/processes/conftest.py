@@ -1,0 +1,115 @@
+"""Fixtures for worker runtime tests: supervisors, daemons and the workers they spawn.
+
+Workers started by a supervisor live in sessions of their own, out of reach of the
+``processes`` fixture's process-group kill; every process a test starts through ``jobs``
+carries a marker in its environment, and whatever still carries it at teardown is killed.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import uuid
+
+import psutil
+import pytest
+
+from django_jobs.models import Worker
+from tests.conftest import wait_until
+
+MARKER = "DJANGO_JOBS_TEST_RUN"
+
+
+def marked(marker: str) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if proc.environ().get(MARKER) == marker and proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return found
+
+
+class Jobs:
+    """Starts ``manage.py jobs …`` with the process-test settings and a shared marker."""
+
+    def __init__(self, processes, tmp_path) -> None:
+        self.processes = processes
+        self.marker = uuid.uuid4().hex
+        self.pid_dir = tmp_path / "pids"
+        self.log_file = tmp_path / "jobs.log"
+
+    def env(self, workers=None, heartbeat=None, **extra: str) -> dict[str, str]:
+        env = {
+            "DJANGO_SETTINGS_MODULE": "tests.processes.settings",
+            MARKER: self.marker,
+            "DJANGO_JOBS_PID_DIR": str(self.pid_dir),
+            "DJANGO_JOBS_LOG_FILE": str(self.log_file),
+        }
+        if workers is not None:
+            env["DJANGO_JOBS_WORKERS"] = json.dumps(workers)
+        if heartbeat is not None:
+            env["DJANGO_JOBS_HEARTBEAT_TIMEOUT"] = str(heartbeat)
+        env.update(extra)
+        return env
+
+    def __call__(self, *args: str, workers=None, heartbeat=None, **extra: str):
+        return self.processes(*args, env=self.env(workers, heartbeat, **extra))
+
+    def alive(self) -> list[psutil.Process]:
+        """Every process this test started, and their children, still running."""
+        return marked(self.marker)
+
+    def log(self) -> str:
+        return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
+
+
+@pytest.fixture
+def jobs_cmd(processes, tmp_path):
+    jobs = Jobs(processes, tmp_path)
+    yield jobs
+    left = jobs.alive()
+    for proc in left:
+        try:
+            proc.send_signal(signal.SIGCONT)  # a frozen worker must die too
+            proc.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(left, timeout=10)
+
+
+def group(count=1, **options):
+    """One worker group serving every queue, quick to notice new jobs."""
+    return {"QUEUE": "*", "COUNT": count, "MAX_ATTEMPTS": 3, "SLEEP_DELAY": 0.5, **options}
+
+
+def live_workers(count: int, timeout: float = 30.0) -> dict[str, int]:
+    """Wait until ``count`` worker processes have registered and run; identity → pid."""
+
+    def check():
+        rows = dict(Worker.objects.values_list("identity", "pid"))
+        if len(rows) == count and all(psutil.pid_exists(pid) for pid in rows.values()):
+            return rows
+        return None
+
+    return wait_until(check, timeout=timeout, what=f"{count} registered worker(s)")
+
+
+def no_core_dumps():
+    """os.abort() in a test job must not leave a core file in the repository."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_CORE)
+    resource.setrlimit(resource.RLIMIT_CORE, (0, hard))
+    return soft, hard
+
+
+def gone(pids) -> bool:
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                return False
+        except psutil.NoSuchProcess:
+            continue
+    return True
