@@ -104,7 +104,7 @@ def _declared_queues() -> list[str] | None:
         return None
     if any(_queue_name_problem(q) for q in queues):
         return None
-    return list(queues)
+    return list(dict.fromkeys(queues))  # E006 reports duplicates once
 
 
 def _worker_groups() -> list[tuple[int, dict[str, Any]]]:
@@ -250,7 +250,7 @@ def check_top_level_values(app_configs=None, **kwargs) -> list[CheckMessage]:
         _error(
             number,
             f'JOBS["{key}"] must be {what}, not {raw[key]!r}.',
-            f"Default: {conf.TOP_DEFAULTS[key]!r}.",
+            f"Remove the key to use the default, {conf.TOP_DEFAULTS[key]!r}.",
         )
         for key, (number, valid, what) in TOP_LEVEL_VALUES.items()
         if key in raw and not valid(raw[key])
@@ -308,7 +308,7 @@ def check_worker_values(app_configs=None, **kwargs) -> list[CheckMessage]:
         _error(
             number,
             f'JOBS["WORKERS"][{index}]["{key}"] must be {what}, not {group[key]!r}.',
-            f"Default: {conf.WORKER_DEFAULTS[key]!r}.",
+            f"Remove the key to use the default, {conf.WORKER_DEFAULTS[key]!r}.",
         )
         for index, group in _worker_groups()
         for key, (number, valid, what) in WORKER_VALUES.items()
