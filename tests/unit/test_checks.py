@@ -89,7 +89,8 @@ def test_e006_queues_lists_a_name_twice():
     assert "'default' more than once" in message.msg
     assert message.hint == "List each queue once."
     # The other checks read the queues once each.
-    messages = found(QUEUES=["default", "email", "email"], WORKERS=worker(QUEUE="default"))
+    queues = ["default", "email", "slow", "email"]
+    messages = found(QUEUES=queues, WORKERS=worker(QUEUE=["default", "slow"]))
     assert ids(messages) == ["django_jobs.E006", "django_jobs.W041"]
 
 
