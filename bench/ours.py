@@ -1,0 +1,259 @@
+"""Driver for django_jobs: ``python -m bench.ours SCENARIO --engine E --jobs N [...]``.
+
+Runs in the interpreter that is being measured (``run.py --ours-python``) against the
+repository's django_jobs, with the bench project in ``bench/project``. Workers are the
+real ``python -m django jobs worker --index 0 --id K`` processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+from bench import lib
+
+SETTINGS = "bench.project.settings"
+EXTRA_ROWS = 1_000_000
+EXTRA_NAME = "bench.extra"
+
+
+def setup_django(engine: str, db: str, fresh: bool = True) -> None:
+    os.environ["DJANGO_SETTINGS_MODULE"] = SETTINGS
+    os.environ["BENCH_ENGINE"] = engine
+    os.environ["BENCH_DB"] = db
+    if fresh:
+        lib.reset_database(engine, db)
+    import django
+
+    django.setup()
+    if fresh:
+        from django.core.management import call_command
+
+        call_command("migrate", verbosity=0)
+
+
+def worker_env(args, **extra) -> dict:
+    return lib.python_env(
+        DJANGO_SETTINGS_MODULE=SETTINGS,
+        BENCH_ENGINE=args.engine,
+        BENCH_DB=args.db,
+        BENCH_THREADS=args.threads,
+        BENCH_ASYNC=args.async_concurrency,
+        BENCH_BATCH=args.batch,
+        **extra,
+    )
+
+
+def worker_commands(procs: int) -> list[list[str]]:
+    return [
+        [sys.executable, "-m", "django", "jobs", "worker", "--index", "0", "--id", str(k)]
+        for k in range(procs)
+    ]
+
+
+def count_sql(name: str) -> str:
+    from django_jobs.models import Job
+
+    return f"SELECT count(*) FROM {Job._meta.db_table} WHERE name = '{name}'"
+
+
+def jobs_module():
+    from bench.project.benchapp import jobs
+
+    return jobs
+
+
+def enqueue(args) -> dict:
+    setup_django(args.engine, args.db)
+    from django_jobs import later, later_many
+
+    noop = jobs_module().noop
+    n = args.jobs
+    if args.scenario == "enqueue":
+        start = time.perf_counter()
+        for i in range(n):
+            later(noop, [i])
+        seconds = time.perf_counter() - start
+    else:
+        start = time.perf_counter()
+        for first in range(0, n, 1000):
+            later_many(noop, [[i] for i in range(first, min(n, first + 1000))])
+        seconds = time.perf_counter() - start
+    return {"jobs": n, "seconds": seconds, "rate": n / seconds}
+
+
+def fill(definition, n: int) -> None:
+    from django_jobs import later_many
+
+    for first in range(0, n, 1000):
+        later_many(definition, [[i] for i in range(first, min(n, first + 1000))])
+
+
+def drain(args) -> dict:
+    big = args.scenario == "scale"
+    setup_django(args.engine, args.db, fresh=not (big and extra_rows_ready(args)))
+    if big and extra_rows(args) != EXTRA_ROWS:
+        add_extra_rows(args.engine)
+    jobs = jobs_module()
+    definition = {"noop": jobs.noop, "sleep": jobs.sleep10, "async": jobs.asleep10}[args.kind]
+    fill(definition, args.jobs)
+    conn = lib.connect(args.engine, args.db)
+    env = worker_env(args)
+    log = f"/tmp/bench_ours_{args.engine}"
+    rss: dict[str, float] = {}
+
+    def sample_rss(left: int, procs) -> None:
+        done = args.jobs - left
+        if args.scenario != "memory" or not procs or procs[0].poll() is not None:
+            return
+        if done >= 1000 and "rss_1k_mb" not in rss:
+            rss["rss_1k_mb"] = lib.rss_mb(procs[0].pid)
+            rss["done_at_1k"] = done
+        if left == 0:
+            rss["rss_end_mb"] = lib.rss_mb(procs[0].pid)
+
+    result = lib.time_drain(
+        conn,
+        count_sql(definition.name),
+        args.jobs,
+        lambda: lib.processes(worker_commands(args.procs), env, log=log),
+        log=log,
+        on_poll=sample_rss,
+    )
+    conn.close()
+    result.update(rss)
+    result["config"] = config_label(args)
+    return result
+
+
+def config_label(args) -> str:
+    parts = [f"{args.procs} process{'es' if args.procs > 1 else ''}"]
+    if args.kind == "sleep" and args.threads > 1:
+        parts.append(f"THREADS={args.threads}")
+    if args.kind == "async":
+        parts.append(f"ASYNC_CONCURRENCY={args.async_concurrency}")
+    if args.batch != 100:
+        parts.append(f"BATCH_SIZE={args.batch}")
+    return ", ".join(parts)
+
+
+# -- 1,000,000 extra rows -------------------------------------------------------------
+
+
+def extra_rows(args) -> int:
+    try:
+        conn = lib.connect(args.engine, args.db)
+    except Exception:
+        return -1
+    try:
+        return lib.scalar(conn, f"SELECT count(*) FROM django_jobs_job WHERE name = '{EXTRA_NAME}'")
+    except Exception:
+        return -1
+    finally:
+        conn.close()
+
+
+def extra_rows_ready(args) -> bool:
+    """The big table is built once per run (run.py drops it first) and reused by repeats."""
+    if args.engine == "sqlite" and not os.path.exists(lib.sqlite_path(args.db)):
+        return False
+    return extra_rows(args) == EXTRA_ROWS
+
+
+def add_extra_rows(engine: str) -> None:
+    """Half scheduled 30 days ahead, half failed: rows a worker must never look at."""
+    from django.db import connection
+
+    cols = (
+        "name, args, kwargs, queue, priority, attempts, run_at, last_error, failed_at,"
+        " progress_message, created_at, updated_at"
+    )
+    if engine == "postgres":
+        source = (
+            "SELECT '{n}', '[]', '{{}}', 'default', 50, CASE WHEN g % 2 = 0 THEN 0 ELSE 24 END,"
+            " CASE WHEN g % 2 = 0 THEN now() + interval '30 days' END,"
+            " CASE WHEN g % 2 = 0 THEN '' ELSE 'ValueError: boom' END,"
+            " CASE WHEN g % 2 = 0 THEN NULL ELSE now() END, '', now(), now()"
+            " FROM generate_series(1, {rows}) AS g"
+        )
+    elif engine == "mysql":
+        source = (
+            "SELECT '{n}', '[]', '{{}}', 'default', 50, IF(seq % 2 = 0, 0, 24),"
+            " IF(seq % 2 = 0, NOW(6) + INTERVAL 30 DAY, NULL),"
+            " IF(seq % 2 = 0, '', 'ValueError: boom'), IF(seq % 2 = 0, NULL, NOW(6)), '',"
+            " NOW(6), NOW(6) FROM seq_1_to_{rows}"
+        )
+    else:
+        source = (
+            "SELECT '{n}', '[]', '{{}}', 'default', 50, CASE WHEN x % 2 = 0 THEN 0 ELSE 24 END,"
+            " CASE WHEN x % 2 = 0 THEN strftime('%Y-%m-%d %H:%M:%f', 'now', '+30 days') END,"
+            " CASE WHEN x % 2 = 0 THEN '' ELSE 'ValueError: boom' END,"
+            " CASE WHEN x % 2 = 0 THEN NULL ELSE strftime('%Y-%m-%d %H:%M:%f', 'now') END,"
+            " '', strftime('%Y-%m-%d %H:%M:%f', 'now'), strftime('%Y-%m-%d %H:%M:%f', 'now')"
+            " FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c"
+            " WHERE x < {rows}) SELECT x FROM c)"
+        )
+    sql = f"INSERT INTO django_jobs_job ({cols}) " + source.format(n=EXTRA_NAME, rows=EXTRA_ROWS)
+    with connection.cursor() as cursor:
+        cursor.execute(sql)  # no parameters: no %-interpolation either
+        if engine == "postgres":
+            cursor.execute("VACUUM ANALYZE django_jobs_job")
+        elif engine == "mysql":
+            cursor.execute("ANALYZE TABLE django_jobs_job")
+            cursor.fetchall()
+        else:
+            cursor.execute("ANALYZE")
+
+
+# -- pickup latency ---------------------------------------------------------------------
+
+
+def latency(args) -> dict:
+    setup_django(args.engine, args.db)
+    from django_jobs import later
+
+    probe = jobs_module().pickup
+    path = f"/tmp/bench_pickup_ours_{args.engine}.txt"
+    pickup = lib.PickupFile(path)
+    env = worker_env(args, BENCH_PICKUP_FILE=path)
+    log = f"/tmp/bench_ours_latency_{args.engine}"
+
+    def enqueue_one(key: int) -> float:
+        later(probe, [key])
+        return time.time()
+
+    with lib.processes(worker_commands(1), env, log=log) as procs:
+        result = lib.measure_pickup(enqueue_one, pickup, args.samples, args.budget, procs, log)
+    result["config"] = "1 process, default SLEEP_DELAY (5 s)"
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument(
+        "scenario", choices=["enqueue", "bulk", "drain", "scale", "memory", "latency"]
+    )
+    parser.add_argument("--engine", required=True, choices=["sqlite", "postgres", "mysql"])
+    parser.add_argument("--db", default="bench_jobs")
+    parser.add_argument("--jobs", type=int, default=10_000)
+    parser.add_argument("--procs", type=int, default=1)
+    parser.add_argument("--kind", default="noop", choices=["noop", "sleep", "async"])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--async-concurrency", type=int, default=10)
+    parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--samples", type=int, default=200)
+    parser.add_argument("--budget", type=float, default=30.0)
+    args = parser.parse_args(argv)
+    if args.scenario in ("enqueue", "bulk"):
+        result = enqueue(args)
+    elif args.scenario == "latency":
+        result = latency(args)
+    else:
+        result = drain(args)
+    lib.emit(result)
+
+
+if __name__ == "__main__":
+    main()

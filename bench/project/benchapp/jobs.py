@@ -1,0 +1,27 @@
+"""The jobs the benchmark runs: no-op, 10 ms sync, 10 ms async, and pickup probes."""
+
+import asyncio
+import time
+
+from bench.lib import record_pickup
+from django_jobs import job
+
+
+@job
+def noop(i):
+    pass
+
+
+@job
+def sleep10(i):
+    time.sleep(0.01)
+
+
+@job
+async def asleep10(i):
+    await asyncio.sleep(0.01)
+
+
+@job
+def pickup(key):
+    record_pickup(key)

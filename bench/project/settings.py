@@ -1,0 +1,76 @@
+"""Settings of the benchmark project for django_jobs: env picks the engine and worker group.
+
+BENCH_ENGINE (sqlite|postgres|mysql), BENCH_DB (database name, always bench_*),
+BENCH_THREADS, BENCH_ASYNC, BENCH_BATCH, BENCH_SLEEP_DELAY configure the one worker group.
+DEBUG is off (query logging would grow memory) and django_jobs logs at WARNING: an INFO
+line per job costs a few percent of no-op throughput.
+"""
+
+import os
+
+from bench.lib import MY, PG, sqlite_path
+
+SECRET_KEY = "django_jobs-bench"
+DEBUG = False
+USE_TZ = True
+TIME_ZONE = "UTC"
+ALLOWED_HOSTS: list[str] = []
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+INSTALLED_APPS = ["django_jobs", "bench.project.benchapp"]
+
+ENGINE = os.environ.get("BENCH_ENGINE", "sqlite")
+NAME = os.environ.get("BENCH_DB", "bench_jobs")
+
+if ENGINE == "postgres":
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": NAME,
+            "USER": PG["user"],
+            "HOST": PG["host"],
+            "PORT": PG["port"],
+            "CONN_MAX_AGE": None,
+        }
+    }
+elif ENGINE == "mysql":
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.mysql",
+            "NAME": NAME,
+            "USER": MY["user"],
+            "PASSWORD": MY["password"],
+            "HOST": MY["host"],
+            "PORT": MY["port"],
+            "OPTIONS": {"charset": "utf8mb4"},
+            "CONN_MAX_AGE": None,
+        }
+    }
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": sqlite_path(NAME),
+            "OPTIONS": {"transaction_mode": "IMMEDIATE"},
+            "CONN_MAX_AGE": None,
+        }
+    }
+
+JOBS = {
+    "QUEUES": ["default"],
+    "WORKERS": [
+        {
+            "QUEUE": "*",
+            "THREADS": int(os.environ.get("BENCH_THREADS", "1")),
+            "ASYNC_CONCURRENCY": int(os.environ.get("BENCH_ASYNC", "10")),
+            "BATCH_SIZE": int(os.environ.get("BENCH_BATCH", "100")),
+            "SLEEP_DELAY": float(os.environ.get("BENCH_SLEEP_DELAY", "5")),
+        }
+    ],
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"django_jobs": {"handlers": ["console"], "level": "WARNING"}},
+}
