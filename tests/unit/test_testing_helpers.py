@@ -74,18 +74,25 @@ def test_jobs_run_in_claim_order():
 
 
 def test_a_retry_waits_for_its_back_off_unless_scheduled_jobs_are_included():
-    row = jobs.fail_once.enqueue("k")
+    row = jobs.fail.enqueue("bad")
     result = run_jobs()
     assert (result.succeeded, result.retried, result.failed) == (0, 1, 0)
     [error] = result.errors
     assert (error.job_id, error.attempt, error.final) == (row.pk, 1, False)
-    assert "RuntimeError: first attempt fails" in str(error)
+    assert "ValueError: bad" in str(error)
     row.refresh_from_db()
-    assert row.status == JobStatus.SCHEDULED and row.run_at > timezone.now()
-    assert "first attempt fails" in row.last_error
-    # The write made before raising is kept, as in a worker's autocommit.
-    assert keys() == {"k:tried"}
+    assert row.status == JobStatus.SCHEDULED and "ValueError: bad" in row.last_error
+    # The second attempt's back-off is 2**4 = 16 s: long enough not to race the clock.
+    assert run_jobs(include_scheduled=True, max_rounds=1).retried == 1
+    row.refresh_from_db()
+    assert row.attempts == 2 and row.run_at > timezone.now() + dt.timedelta(seconds=10)
     assert run_jobs().attempts == 0
+
+
+def test_a_job_keeps_what_it_wrote_before_raising_and_succeeds_on_retry():
+    jobs.fail_once.enqueue("k")
+    assert run_jobs().retried == 1
+    assert keys() == {"k:tried"}  # kept, as in a worker's autocommit
     again = run_jobs(include_scheduled=True)
     assert (again.succeeded, again.retried, again.failed) == (1, 0, 0)
     assert keys() == {"k:tried", "k"}
