@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
 from collections.abc import Callable
@@ -67,7 +66,7 @@ class JobDefinition(Generic[P, R]):
         self.max_attempts = max_attempts
         self.timeout = timeout
         self.takes_context = takes_context
-        self.is_async = asyncio.iscoroutinefunction(func)
+        self.is_async = inspect.iscoroutinefunction(func)
         self.options = options or EnqueueOptions()
         self.signature = inspect.signature(func)
         if takes_context and not self.signature.parameters:
@@ -88,7 +87,11 @@ class JobDefinition(Generic[P, R]):
             args = (JobContext.detached(self.name), *args)  # type: ignore[assignment]
         result = self.func(*args, **kwargs)
         if inspect.isawaitable(result):
-            return asyncio.run(_await(result))
+            # async_to_sync rather than asyncio.run: the job's sync_to_async database calls
+            # then run on this thread's connection (and inside a test's transaction).
+            from asgiref.sync import async_to_sync
+
+            return async_to_sync(_await)(result)
         return result
 
     def check_arguments(self, args: tuple | list, kwargs: dict[str, Any]) -> None:
