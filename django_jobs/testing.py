@@ -214,7 +214,7 @@ def _invoke(call: Call) -> BaseException | None:
     them would roll back the test's transaction.
     """
     savepoints = [
-        (conn.alias, transaction.savepoint(using=conn.alias))
+        (conn.alias, _savepoint(using=conn.alias))
         for conn in connections.all(initialized_only=True)
         if conn.in_atomic_block
     ]
@@ -232,6 +232,10 @@ def _invoke(call: Call) -> BaseException | None:
     for alias, savepoint in reversed(savepoints):
         _settle(alias, savepoint)
     return error
+
+
+# Django 6.1 renamed savepoint() to savepoint_create() and deprecated the old name.
+_savepoint = getattr(transaction, "savepoint_create", None) or transaction.savepoint
 
 
 async def _await(awaitable: Any) -> Any:

@@ -9,3 +9,6 @@ class Execution(models.Model):
     pid = models.IntegerField(default=0)
     started = models.FloatField(default=0)
     ended = models.FloatField(default=0)
+
+    def __str__(self) -> str:
+        return self.key

@@ -1,142 +1,30 @@
-"""System checks for ``settings.JOBS``, the registered jobs and the jobs database.
-
-:mod:`django_jobs.conf` parses the setting leniently (a bad value falls back to its
-default) so that a typo never crashes a worker; these checks are where the typo is
-reported, with an id from ``docs/reference/checks.md`` and a hint. They read the raw
-dictionary, never the parsed one. Ids are stable: a retired check keeps its number.
-"""
+"""Checks of ``settings.JOBS``: its keys, values, worker groups and queues."""
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, Tags, Warning, register
-from django.core.exceptions import ImproperlyConfigured
+from django.core.checks import CheckMessage, register
 
-from . import conf, registry
-
-#: ``manage.py check --tag django_jobs`` runs only these checks.
-TAG = "django_jobs"
-
-#: The ``queue`` column's length: a longer name could not be stored.
-QUEUE_NAME_MAX_LENGTH = 64
-
-#: First versions with ``SELECT … FOR UPDATE SKIP LOCKED``, which claims rely on.
-MARIADB_SKIP_LOCKED = (10, 6)
-MYSQL_SKIP_LOCKED = (8, 0, 1)
-
-SUPPORTED_VENDORS = {"postgresql", "mysql", "sqlite"}
-
-
-def _error(number: int, msg: str, hint: str, obj: Any = None) -> Error:
-    return Error(msg, hint=hint, obj=obj, id=f"django_jobs.E{number:03d}")
-
-
-def _warning(number: int, msg: str, hint: str, obj: Any = None) -> Warning:
-    return Warning(msg, hint=hint, obj=obj, id=f"django_jobs.W{number:03d}")
-
-
-# -- value predicates ---------------------------------------------------------------------
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _positive_int(value: Any) -> bool:
-    return _is_int(value) and value >= 1
-
-
-def _positive_number(value: Any) -> bool:
-    return _is_number(value) and value > 0  # NaN is not > 0 either
-
-
-def _optional_positive_int(value: Any) -> bool:
-    return value is None or _positive_int(value)
-
-
-def _optional_str(value: Any) -> bool:
-    return value is None or isinstance(value, str)
-
-
-def _queue_name_problem(name: Any) -> str | None:
-    """Why ``name`` cannot be a queue name, or None when it can."""
-    if not isinstance(name, str) or not name:
-        return f"{name!r} is not a non-empty string"
-    if name == "*":
-        return "'*' is reserved: a worker group's QUEUE uses it to mean every queue"
-    if len(name) > QUEUE_NAME_MAX_LENGTH:
-        return f"{name!r} is longer than {QUEUE_NAME_MAX_LENGTH} characters"
-    return None
-
-
-def _closest(word: Any, valid: list[str]) -> str:
-    """A "Did you mean …?" for the valid word nearest ``word``, ignoring case."""
-    by_folded = {v.casefold(): v for v in valid}
-    match = difflib.get_close_matches(str(word).casefold(), list(by_folded), n=1)
-    return f"Did you mean {by_folded[match[0]]!r}? " if match else ""
-
-
-# -- what the checks read -------------------------------------------------------------------
-
-
-def _raw() -> dict[str, Any]:
-    return conf.raw_settings()
-
-
-def _jobs_is_a_dict() -> bool:
-    return isinstance(getattr(settings, "JOBS", None), dict | None)
-
-
-def _declared_queues() -> list[str] | None:
-    """``JOBS["QUEUES"]`` when it is well-formed; None when E001 or E005 reports it."""
-    if not _jobs_is_a_dict():
-        return None
-    queues = _raw().get("QUEUES", conf.TOP_DEFAULTS["QUEUES"])
-    if not isinstance(queues, list | tuple) or not queues:
-        return None
-    if any(_queue_name_problem(q) for q in queues):
-        return None
-    return list(dict.fromkeys(queues))  # E006 reports duplicates once
-
-
-def _worker_groups() -> list[tuple[int, dict[str, Any]]]:
-    """The worker groups that are dicts, with their index (E007 reports the rest)."""
-    workers = _raw().get("WORKERS")
-    if workers is None:
-        return [(0, {})]
-    if not isinstance(workers, list | tuple):
-        return []
-    return [(i, group) for i, group in enumerate(workers) if isinstance(group, dict)]
-
-
-def _jobs_database() -> tuple[str, dict[str, Any]] | None:
-    """The jobs database's alias and settings, when ``JOBS["DATABASE"]`` names one."""
-    alias = _raw().get("DATABASE", conf.TOP_DEFAULTS["DATABASE"])
-    databases = getattr(settings, "DATABASES", {})
-    if not isinstance(alias, str) or alias not in databases:
-        return None
-    return alias, databases[alias]
-
-
-def _vendor(engine: Any) -> str | None:
-    """The vendor of a database backend, without connecting; None if it cannot load."""
-    from django.db.utils import load_backend
-
-    try:
-        return load_backend(str(engine)).DatabaseWrapper.vendor
-    except (ImproperlyConfigured, ImportError, AttributeError):
-        return None  # Django itself reports a backend it cannot load, at first use
-
-
-# -- JOBS itself and its top-level keys -------------------------------------------------------
+from .. import conf, registry
+from .base import (
+    TAG,
+    _closest,
+    _declared_queues,
+    _error,
+    _is_int,
+    _jobs_is_a_dict,
+    _optional_positive_int,
+    _optional_str,
+    _positive_int,
+    _positive_number,
+    _queue_name_problem,
+    _raw,
+    _warning,
+    _worker_groups,
+)
 
 
 @register(TAG)
@@ -405,113 +293,3 @@ def check_unserved_queues(app_configs=None, **kwargs) -> list[CheckMessage]:
 
 
 # -- the jobs database ------------------------------------------------------------------------
-
-
-@register(TAG)
-def check_database_engine(app_configs=None, **kwargs) -> list[CheckMessage]:
-    found = _jobs_database()
-    if found is None:
-        return []
-    alias, database = found
-    engine = database.get("ENGINE", "django.db.backends.dummy")
-    vendor = _vendor(engine)
-    if vendor is None or vendor in SUPPORTED_VENDORS:
-        return []
-    return [
-        _error(
-            50,
-            f"The jobs database {alias!r} uses {engine!r} ({vendor}), which django_jobs "
-            "does not support.",
-            'Point JOBS["DATABASE"] at a PostgreSQL, MySQL 8.0.1+, MariaDB 10.6+ or SQLite '
-            "database.",
-        )
-    ]
-
-
-def _sqlite_jobs_database() -> tuple[str, dict[str, Any]] | None:
-    found = _jobs_database()
-    if found is None or _vendor(found[1].get("ENGINE", "")) != "sqlite":
-        return None
-    return found
-
-
-def _is_in_memory(name: Any) -> bool:
-    from django.db.backends.sqlite3.creation import DatabaseCreation
-
-    name = "" if name is None else name
-    # Django's test runner swaps in "file:memorydb_<alias>?mode=memory…": tests run jobs
-    # in-process (django_jobs.testing), so that database is not worth a warning.
-    if isinstance(name, str) and name.startswith("file:memorydb_"):
-        return False
-    return bool(name) and DatabaseCreation.is_in_memory_db(name)
-
-
-@register(TAG)
-def check_sqlite_in_memory(app_configs=None, **kwargs) -> list[CheckMessage]:
-    found = _sqlite_jobs_database()
-    if found is None or not _is_in_memory(found[1].get("NAME")):
-        return []
-    return [
-        _warning(
-            51,
-            f"The jobs database {found[0]!r} is an in-memory SQLite database: worker "
-            "processes cannot see the jobs this process enqueues.",
-            "Give it a file NAME, e.g. BASE_DIR / 'db.sqlite3'.",
-        )
-    ]
-
-
-@register(TAG)
-def check_sqlite_transaction_mode(app_configs=None, **kwargs) -> list[CheckMessage]:
-    found = _sqlite_jobs_database()
-    if found is None:
-        return []
-    alias, database = found
-    mode = (database.get("OPTIONS") or {}).get("transaction_mode")
-    if isinstance(mode, str) and mode.upper() in {"IMMEDIATE", "EXCLUSIVE"}:
-        return []
-    return [
-        _warning(
-            52,
-            f"The jobs database {alias!r} is SQLite without "
-            "OPTIONS['transaction_mode'] = 'IMMEDIATE'.",
-            f'Set DATABASES[{alias!r}]["OPTIONS"]["transaction_mode"] = "IMMEDIATE": a '
-            "transaction that reads and then writes takes the write lock up front and waits "
-            'for it, instead of failing with "database is locked" when a worker writes '
-            "meanwhile. (WAL mode and a busy timeout are set by django_jobs on the jobs "
-            "connection.)",
-        )
-    ]
-
-
-def skip_locked_errors(alias: str, is_mariadb: bool, version: tuple[int, ...]) -> list[Error]:
-    """E053 for a MySQL/MariaDB server of this version, if it cannot claim jobs."""
-    minimum = MARIADB_SKIP_LOCKED if is_mariadb else MYSQL_SKIP_LOCKED
-    if tuple(version) >= minimum:
-        return []
-    product = "MariaDB" if is_mariadb else "MySQL"
-    return [
-        _error(
-            53,
-            f"The jobs database {alias!r} runs {product} {'.'.join(map(str, version))}, which "
-            "has no SELECT … FOR UPDATE SKIP LOCKED (added in "
-            f"{product} {'.'.join(map(str, minimum))}): workers need it to claim jobs "
-            "without blocking each other.",
-            "Upgrade to MariaDB 10.6+ or MySQL 8.0.1+, or use another database for jobs.",
-        )
-    ]
-
-
-@register(Tags.database, TAG)
-def check_skip_locked(app_configs=None, databases=None, **kwargs) -> list[CheckMessage]:
-    # Database checks connect, so Django runs them only when asked (check --database,
-    # migrate, test); like Django's own, this one does nothing otherwise.
-    found = _jobs_database()
-    if not databases or found is None or found[0] not in databases:
-        return []
-    from django.db import connections
-
-    connection = connections[found[0]]
-    if connection.vendor != "mysql":
-        return []
-    return skip_locked_errors(found[0], connection.mysql_is_mariadb, connection.mysql_version)
