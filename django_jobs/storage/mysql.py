@@ -19,7 +19,8 @@ from .base import CLAIM_COLUMNS, ClaimedJob, NewJob, Storage
 
 class MySQLStorage(Storage):
     vendor = "mysql"
-    idle_check_interval = 0.05
+    # An indexed "is anything ready?" probe 13 times a second: p99 pickup under 100 ms.
+    idle_check_interval = 0.075
 
     def insert(self, rows: Sequence[NewJob], now: datetime) -> list[int]:
         if self.connection.mysql_is_mariadb:

@@ -19,7 +19,8 @@ class SQLiteStorage(Storage):
     vendor = "sqlite"
     # One UPDATE statement holds SQLite's single write lock: no row locks to take.
     lock_clause = ""
-    idle_check_interval = 0.02
+    # PRAGMA data_version reads no table: 20 times a second costs next to nothing.
+    idle_check_interval = 0.05
 
     def claim(
         self, worker: str, queues: tuple[str, ...] | None, limit: int, now: datetime
