@@ -165,6 +165,11 @@ def main(argv: list[str] | None = None) -> int:
     summary = summarise(runs)
     facts = report.machine_facts(args)
     facts["duration_s"] = round(time.monotonic() - t0)
+    # Other work on the machine shows here: compare ratios, not absolute figures.
+    loads = [r["load_before"] for rs in runs.values() for r in rs if "load_before" in r]
+    facts["median_loadavg_before_measurements"] = (
+        round(statistics.median(loads), 2) if loads else None
+    )
     payload = {
         "facts": facts,
         "config": report.configuration(args),
