@@ -18,7 +18,7 @@ from . import registry
 from .conf import jobs_settings
 from .models import Job, JobStatus
 
-EMPTY = "–"
+EMPTY = "-"  # the admin's own empty value
 ERROR_LINE_CHARS = 80
 
 
@@ -78,6 +78,17 @@ def progress_block(job: Job) -> SafeString | str:
     return format_html(
         '<progress class="djj-progress" max="100" value="{}">{}%</progress> {}% {}',
         percent, percent, percent, job.progress_message,
+    )  # fmt: skip
+
+
+def compact_time(value: datetime | None) -> SafeString | str:
+    """``2026-11-22 19:04:05`` in the current time zone, the full date as a tooltip."""
+    if value is None:
+        return EMPTY
+    local = timezone.localtime(value)
+    return format_html(
+        '<time datetime="{}" title="{}">{}</time>',
+        value.isoformat(), _when(value), local.strftime("%Y-%m-%d %H:%M:%S"),
     )  # fmt: skip
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
@@ -79,7 +79,11 @@ def dashboard_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> HttpR
     context.update(
         queues=rows,
         workers=[
-            {"worker": w, "jobs": [(j, duration(j.running_for)) for j in w.jobs]}
+            {
+                "worker": w,
+                "heartbeat_age": duration(max(now - w.heartbeat_at, timedelta(0))),
+                "jobs": [(j, duration(j.running_for)) for j in w.jobs],
+            }
             for w in stats.live_workers(now=now)
         ],
         heartbeat_timeout=jobs_settings().heartbeat_timeout,

@@ -184,3 +184,15 @@ def test_estimate_follows_the_table_on_postgresql():
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE django_jobs_job")
     assert get_storage().estimated_count() == 20
+
+
+def test_failed_and_succeeded_lists_show_the_newest_first(admin_client):
+    now = timezone.now()
+    old = make_job("failed", failed_at=now - timedelta(hours=2), priority=1)
+    new = make_job("failed", failed_at=now, priority=99)
+    assert listed(admin_client.get(URL, {"status": "failed"})) == [new.pk, old.pk]
+    done_old = make_job("succeeded", finished_at=now - timedelta(hours=1))
+    done_new = make_job("succeeded", finished_at=now)
+    assert listed(admin_client.get(URL, {"status": "succeeded"})) == [done_new.pk, done_old.pk]
+    # A column the user sorts on wins (priority is column 4 of list_display).
+    assert listed(admin_client.get(URL, {"status": "failed", "o": "4"})) == [old.pk, new.pk]

@@ -1,0 +1,159 @@
+"""The admin in a real browser: Debian's Chromium driven by Playwright.
+
+Deselected by default; run with ``pytest -m browser tests/admin/test_browser.py``. The
+flow also writes the screenshots shown in docs/howto/admin.md.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import signal
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.utils import timezone
+
+from django_jobs.models import Job
+from django_jobs.workoff import workoff
+from tests.conftest import wait_until
+from tests.testapp import jobs
+from tests.testapp.models import Execution
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "_static" / "screenshots"
+
+
+@pytest.fixture
+def browser_page(monkeypatch):
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop in this thread; the ORM calls the test
+    # makes between browser steps are ordinary blocking calls.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1920, "height": 960})
+        page.set_default_timeout(15_000)
+        yield page
+        browser.close()
+
+
+def run_workoff() -> None:
+    """Run ready jobs in this process, leaving pytest's signal handlers as they were."""
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        workoff(stream=io.StringIO())
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
+
+
+def shot(page, name: str, **options) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.evaluate("window.scrollTo(0, 0)")
+    page.screenshot(path=str(SCREENSHOTS / name), **options)
+
+
+def test_failed_job_found_read_retried_and_succeeding(
+    live_server, browser_page, settings, django_user_model, processes
+):
+    settings.JOBS = {
+        **settings.JOBS,
+        # One attempt, so fail_once fails for good; keep successes to show them.
+        "WORKERS": [{"MAX_ATTEMPTS": 1, "DELETE_SUCCESSFUL_JOBS": False, "SLEEP_DELAY": 0.1}],
+    }
+    django_user_model.objects.create_superuser("admin", "admin@example.com", "secret-pw")
+    for n in range(3):
+        jobs.record.enqueue(f"report-{n}")
+    jobs.send_email.enqueue("ada@example.com", subject="Welcome")
+    flaky = jobs.fail_once.enqueue("invoice-42")
+    jobs.send_email.using(wait=timedelta(hours=2)).enqueue("bob@example.com")
+    jobs.record.using(wait=timedelta(minutes=30), priority=10).enqueue("nightly")
+    old = Job.objects.create(
+        name="tests.testapp.jobs.fail", args=["old"], run_at=None, attempts=1,
+        failed_at=timezone.now() - timedelta(days=10), last_error="ValueError: old\n",
+    )  # fmt: skip
+    run_workoff()
+    flaky.refresh_from_db()
+    assert flaky.status == "failed" and "RuntimeError: first attempt fails" in flaky.last_error
+    # A real worker, serving only the "slow" queue, holds a long job meanwhile.
+    slow = jobs.slow.enqueue("export", seconds=120)
+    processes(
+        "jobs", "worker", "--id", "7",
+        env={"DJANGO_SETTINGS_MODULE": "tests.admin.browser_settings"},
+    )  # fmt: skip
+    wait_until(lambda: Job.objects.filter(pk=slow.pk, locked_at__isnull=False).exists())
+
+    page = browser_page
+    page.goto(f"{live_server.url}/admin/login/?next=/admin/django_jobs/job/")
+    page.fill("#id_username", "admin")
+    page.fill("#id_password", "secret-pw")
+    page.click("input[type=submit]")
+    page.wait_for_url("**/admin/django_jobs/job/")
+    page.click("#toggle-nav-sidebar")  # more room for the columns; remembered by the admin
+    page.goto(f"{live_server.url}/admin/django_jobs/job/")
+    assert page.locator("#result_list tbody tr").count() == 9
+    assert page.locator(".djj-badge.djj-running").count() == 1
+    shot(page, "job-list.png")
+
+    # Failed in the last day: the old failure is left out.
+    since = timezone.localtime(timezone.now() - timedelta(days=1))
+    page.fill('input[name="failed_at__range__gte_0"]', since.strftime("%Y-%m-%d"))
+    page.fill('input[name="failed_at__range__gte_1"]', since.strftime("%H:%M:%S"))
+    page.click('#failed-at-form input[type="submit"]')
+    page.wait_for_url("**failed_at__range__gte_0=*")
+    rows = page.locator("#result_list tbody tr")
+    assert rows.count() == 1
+    assert f"/admin/django_jobs/job/{old.pk}/" not in page.content()
+
+    rows.first.locator("th a").click()
+    # The link keeps the list's filters in ?_changelist_filters=…
+    page.wait_for_url(re.compile(rf"/admin/django_jobs/job/{flaky.pk}/change/\?_changelist"))
+    traceback = page.locator("pre.djj-traceback").inner_text()
+    assert traceback.startswith("Traceback (most recent call last):")
+    assert traceback.rstrip().endswith("RuntimeError: first attempt fails")
+    assert page.locator(".djj-badge").inner_text() == "failed"
+    shot(page, "failed-job.png", full_page=True)
+
+    page.click("a.djj-tool-retry")
+    page.wait_for_url(f"**/admin/django_jobs/job/{flaky.pk}/retry/")
+    assert "This changes 1 job" in page.locator("#content").inner_text()
+    page.click("form input[type=submit]")
+    page.wait_for_url(f"**/admin/django_jobs/job/{flaky.pk}/change/")
+    assert page.locator(".messagelist").inner_text() == "1 job was retried."
+    assert page.locator(".djj-badge").inner_text() == "ready"
+
+    run_workoff()
+    page.reload()
+    assert page.locator(".djj-badge").inner_text() == "succeeded"
+    assert Execution.objects.filter(key="invoice-42").exists()
+
+    page.goto(f"{live_server.url}/admin/django_jobs/job/dashboard/")
+    workers = page.locator("#djj-workers").inner_text()
+    assert "django-jobs-worker.slow.7@" in workers and f"#{slow.pk}" in workers
+    assert page.locator('#djj-queues tr[data-queue="default"] td').nth(4).inner_text() == "4"
+    shot(page, "dashboard.png", full_page=True)
+
+    # Auto-refresh: remembered across reloads, and the page updates itself.
+    toggle = page.locator("#djj-auto-refresh")
+    assert not toggle.is_checked()
+    toggle.check()
+    assert page.evaluate("localStorage.getItem('django_jobs.dashboard.autoRefresh')") == "on"
+    page.reload()
+    assert page.locator("#djj-auto-refresh").is_checked()
+    jobs.noop.using(wait=timedelta(hours=1)).enqueue()
+    page.wait_for_function(
+        """() => document.querySelector('#djj-queues tr[data-queue="default"] td:nth-child(3)')
+                 .innerText.trim() === "2" """,
+        timeout=15_000,
+    )
+    page.locator("#djj-auto-refresh").uncheck()
+    assert page.evaluate("localStorage.getItem('django_jobs.dashboard.autoRefresh')") == "off"
