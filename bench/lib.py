@@ -120,9 +120,15 @@ def run_checked(cmd: Sequence[str], env: dict | None = None, cwd: Path = REPO) -
 # -- worker processes -----------------------------------------------------------------
 
 
+def _terminated(signum, frame):
+    raise SystemExit(128 + signum)
+
+
 @contextmanager
 def processes(commands: Sequence[Sequence[str]], env: dict, cwd: Path = REPO, log: str = ""):
     """Start the system's real worker commands; stop exactly these processes afterwards."""
+    # A driver stopped by SIGTERM must still stop the workers it started.
+    signal.signal(signal.SIGTERM, _terminated)
     procs = []
     logs = []
     try:
@@ -263,13 +269,16 @@ def measure_pickup(
     budget: float,
     procs=None,
     log: str = "",
+    jitter: float = 0.2,
 ) -> dict:
     """Enqueue one job at a time into an idle worker; latency = job start - enqueue commit.
 
     ``enqueue(key)`` stores the job and returns ``time.time()`` taken when the storing
-    call returned (the commit is known to the client then). Samples are spaced 30-60 ms
-    apart so that the worker is back in its idle wait; the run stops after ``samples``
-    samples or ``budget`` seconds, whichever comes first (slow pollers get fewer samples).
+    call returned (the commit is known to the client then). Samples are spaced 30 ms plus
+    a random 0-``jitter`` s apart: the worker is back in its idle wait, and a polling
+    worker is caught at a random phase of its poll interval (``jitter`` must cover it,
+    or the spacing locks onto the poll cycle). The run stops after ``samples`` samples or
+    ``budget`` seconds, whichever comes first (slow pollers get fewer samples).
     """
     enqueue(-1)  # warm-up: connections open, code paths imported
     pickup.wait(-1, 60, procs, log)
@@ -282,7 +291,7 @@ def measure_pickup(
         latencies.append((began - committed) * 1000)
         if time.monotonic() - started > budget and len(latencies) >= 20:
             break
-        time.sleep(random.uniform(0.03, 0.06))
+        time.sleep(0.03 + random.uniform(0, jitter))
     return latency_summary(latencies)
 
 

@@ -225,7 +225,9 @@ def latency(args) -> dict:
         return time.time()
 
     with lib.processes(worker_commands(1), env, log=log) as procs:
-        result = lib.measure_pickup(enqueue_one, pickup, args.samples, args.budget, procs, log)
+        result = lib.measure_pickup(
+            enqueue_one, pickup, args.samples, args.budget, procs, log, args.jitter
+        )
     result["config"] = "1 process, default SLEEP_DELAY (5 s)"
     return result
 
@@ -245,6 +247,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument("--budget", type=float, default=30.0)
+    parser.add_argument("--jitter", type=float, default=0.2)
     args = parser.parse_args(argv)
     if args.scenario in ("enqueue", "bulk"):
         result = enqueue(args)

@@ -145,7 +145,8 @@ def _peer_cases(engine: str, peers: list[str], jobs: int, slow_jobs: int, lat) -
                 "--procs",
                 str(TASKSDB_SYNC_PROCS),
             ),  # fmt: skip
-            _peer("pickup", TASKSDB, engine, m, "latency", *lat),
+            # It polls once a second: the spacing must cover that interval.
+            _peer("pickup", TASKSDB, engine, m, "latency", *lat, "--jitter", "1.0"),
         ]
     if engine != "postgres":
         return out

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -89,31 +90,47 @@ def run_case(case: Case, args, log) -> dict | None:
     cmd = [python, "-m", case.module, *case.args]
     load = os.getloadavg()[0]
     started = time.monotonic()
-    try:
-        done = subprocess.run(
-            cmd, cwd=lib.REPO, env=lib.python_env(), capture_output=True, text=True,
-            timeout=1800,
-        )  # fmt: skip
-    except subprocess.TimeoutExpired:
+    stdout, stderr = communicate(cmd)
+    if stdout is None:
         log(f"  TIMEOUT {' '.join(case.args)}")
         return None
-    for line in done.stdout.splitlines():
+    for line in stdout.splitlines():
         if line.startswith(lib.RESULT_PREFIX):
             result = json.loads(line[len(lib.RESULT_PREFIX) :])
             result["load_before"] = load
             result["wall"] = time.monotonic() - started
             return result
-    log(f"  FAILED {case.system} {' '.join(case.args)}:\n{done.stderr[-1500:]}")
+    log(f"  FAILED {case.system} {' '.join(case.args)}:\n{stderr[-1500:]}")
     return None
 
 
+def communicate(cmd: list[str], timeout: float = 1800) -> tuple[str | None, str]:
+    """Run one driver; on timeout or interruption stop it with SIGTERM (it then stops the
+    workers it started) and, if it lingers, kill it."""
+    proc = subprocess.Popen(
+        cmd, cwd=lib.REPO, env=lib.python_env(), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        return proc.communicate(timeout=timeout)
+    except BaseException as exc:
+        proc.terminate()
+        try:
+            proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+        if isinstance(exc, subprocess.TimeoutExpired):
+            return None, ""
+        raise
+
+
 def run_floor(args, log) -> dict | None:
-    cmd = [args.ours_python, "-m", "bench.floor", "--jobs", str(args.jobs)]
-    done = subprocess.run(cmd, cwd=lib.REPO, env=lib.python_env(), capture_output=True, text=True)
-    for line in done.stdout.splitlines():
+    stdout, stderr = communicate([args.ours_python, "-m", "bench.floor", "--jobs", str(args.jobs)])
+    for line in (stdout or "").splitlines():
         if line.startswith(lib.RESULT_PREFIX):
             return json.loads(line[len(lib.RESULT_PREFIX) :])
-    log(f"  FAILED floor:\n{done.stderr[-1500:]}")
+    log(f"  FAILED floor:\n{stderr[-1500:]}")
     return None
 
 
@@ -122,8 +139,13 @@ def reset_scale_databases(engines: list[str]) -> None:
         lib.drop_database(engine, "bench_jobs_big")
 
 
+def _terminated(signum, frame):
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminated)
     if args.peer_systems:
         ensure_peers_venv(args.peers_python)
     args.out.mkdir(parents=True, exist_ok=True)

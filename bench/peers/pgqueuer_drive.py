@@ -76,7 +76,14 @@ async def run(args) -> dict:
         penv = dict(env, BENCH_PICKUP_FILE=path)
         with lib.processes(commands(1, args.batch), penv, log=log) as procs:
             result = await asyncio.to_thread(
-                lib.measure_pickup, enqueue_one, probe, args.samples, args.budget, procs, log
+                lib.measure_pickup,
+                enqueue_one,
+                probe,
+                args.samples,
+                args.budget,
+                procs,
+                log,
+                args.jitter,
             )
         result["config"] = "1 worker, LISTEN/NOTIFY"
     await conn.close()
@@ -95,6 +102,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--worker-driver", default="asyncpg", choices=["asyncpg", "psycopg"])
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument("--budget", type=float, default=30.0)
+    parser.add_argument("--jitter", type=float, default=0.2)
     args = parser.parse_args(argv)
     os.environ["BENCH_DB"] = args.db
     lib.reset_database("postgres", args.db)

@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--kind", default="noop", choices=["noop", "sleep"])
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument("--budget", type=float, default=30.0)
+    parser.add_argument("--jitter", type=float, default=0.2)
     args = parser.parse_args(argv)
     os.environ["BENCH_DB"] = args.db
     lib.reset_database("postgres", args.db)
@@ -86,7 +87,7 @@ def main(argv: list[str] | None = None) -> None:
             penv = dict(env, BENCH_PICKUP_FILE=path)
             with lib.processes(commands(1, 1), penv, log=log) as procs:
                 result = lib.measure_pickup(
-                    enqueue_one, probe, args.samples, args.budget, procs, log
+                    enqueue_one, probe, args.samples, args.budget, procs, log, args.jitter
                 )
             result["config"] = "1 worker, LISTEN/NOTIFY"
     lib.emit(result)

@@ -71,6 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--kind", default="noop", choices=["noop", "sleep"])
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument("--budget", type=float, default=30.0)
+    parser.add_argument("--jitter", type=float, default=0.2)
     args = parser.parse_args(argv)
     setup(args)
     from bench.peers.tasksdb import tasks
@@ -107,7 +108,9 @@ def main(argv: list[str] | None = None) -> None:
             return time.time()
 
         with lib.processes(commands(1), env(args, BENCH_PICKUP_FILE=path), log=log) as procs:
-            result = lib.measure_pickup(enqueue_one, pickup, args.samples, args.budget, procs, log)
+            result = lib.measure_pickup(
+                enqueue_one, pickup, args.samples, args.budget, procs, log, args.jitter
+            )
         result["config"] = "1 db_worker, default --interval 1"
     lib.emit(result)
 
