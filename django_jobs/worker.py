@@ -80,6 +80,9 @@ class Worker:
         self.claim_uncertain = False
         #: Set by a supervisor: when our parent is no longer this pid, stop gracefully.
         self.supervisor_pid: int | None = None
+        #: A job failed and took the jobs connection down with it: the database may be
+        #: gone, so run nothing more until a write succeeds (each would spend an attempt).
+        self.db_suspect = False
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -168,7 +171,9 @@ class Worker:
             claimed = self._with_database(self._fill)
             self._dispatch()
             if self._busy():
-                if self.buffered and time.monotonic() - self.oldest_buffered > FLUSH_INTERVAL:
+                if self.buffered and (
+                    self.db_suspect or time.monotonic() - self.oldest_buffered > FLUSH_INTERVAL
+                ):
                     self._with_database(self.flush)
                 self._wait_for_running()
                 continue
@@ -223,7 +228,7 @@ class Worker:
         return bool(claimed)
 
     def _dispatch(self) -> None:
-        while self.pending and not self.stopping.is_set():
+        while self.pending and not self.stopping.is_set() and not self.db_suspect:
             call = self.pending[0]
             if call.is_async:
                 if self.asyncs.running >= self.group.async_concurrency:
@@ -268,6 +273,8 @@ class Worker:
         self.avg_duration = (
             duration if self.avg_duration is None else 0.8 * self.avg_duration + 0.2 * duration
         )
+        if error is not None and not call.is_async and self.storage.connection.connection is None:
+            self.db_suspect = True  # tidy_connections closed it: it was unusable
         with self.lock:
             if self.inflight.pop(call.claimed.id, None) is None:
                 return  # given back already (immediate stop or timeout)
@@ -288,6 +295,9 @@ class Worker:
         with self.lock:
             outcomes, self.buffered = self.buffered, []
         if not outcomes:
+            if self.db_suspect:
+                self.storage.connection.ensure_connection()
+                self.db_suspect = False
             return
         try:
             self.storage.record(
@@ -301,6 +311,7 @@ class Worker:
             with self.lock:
                 self.buffered = outcomes + self.buffered
             raise
+        self.db_suspect = False
 
     def _release_pending(self) -> None:
         with self.lock:
@@ -386,7 +397,7 @@ class Worker:
         failures = 0
         while True:
             try:
-                return action()
+                result = action()
             except (DatabaseError, InterfaceError) as exc:
                 failures += 1
                 limit = attempts if attempts is not None else (1 if self.immediate else None)
@@ -394,6 +405,10 @@ class Worker:
                     logger.error("[jobs] %s: giving up on the database: %s", self.identity, exc)
                     return None
                 self._database_down(exc, failures)
+            else:
+                if failures:
+                    logger.warning("[jobs] %s: the database is back", self.identity)
+                return result
 
     def _database_down(self, exc: Exception, failures: int) -> None:
         delay = min(MAX_DB_BACKOFF, 0.25 * 2**failures)

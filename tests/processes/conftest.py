@@ -39,6 +39,7 @@ class Jobs:
         self.marker = uuid.uuid4().hex
         self.pid_dir = tmp_path / "pids"
         self.log_file = tmp_path / "jobs.log"
+        self.started = []
 
     def env(self, workers=None, heartbeat=None, **extra: str) -> dict[str, str]:
         env = {
@@ -55,7 +56,9 @@ class Jobs:
         return env
 
     def __call__(self, *args: str, workers=None, heartbeat=None, **extra: str):
-        return self.processes(*args, env=self.env(workers, heartbeat, **extra))
+        proc = self.processes(*args, env=self.env(workers, heartbeat, **extra))
+        self.started.append(proc)
+        return proc
 
     def alive(self) -> list[psutil.Process]:
         """Every process this test started, and their children, still running."""
@@ -65,10 +68,22 @@ class Jobs:
         return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.when == "call":
+        item.jobs_call_failed = report.failed
+    return report
+
+
 @pytest.fixture
-def jobs_cmd(processes, tmp_path):
+def jobs_cmd(request, processes, tmp_path):
     jobs = Jobs(processes, tmp_path)
     yield jobs
+    if getattr(request.node, "jobs_call_failed", False):
+        for proc in jobs.started:
+            print(f"--- output of {' '.join(proc.args)} (pid {proc.pid}) ---\n{proc.output()}")
+        print(f"--- {jobs.log_file} ---\n{jobs.log()}")
     left = jobs.alive()
     for proc in left:
         try:
