@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.db import connections
 from django.utils import timezone
 
 from django_jobs.models import Job
@@ -35,15 +36,22 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "_static" / "screen
 def browser_page(monkeypatch):
     from playwright.sync_api import sync_playwright
 
-    # Playwright's sync API keeps an event loop in this thread; the ORM calls the test
-    # makes between browser steps are ordinary blocking calls.
+    # Playwright's sync API keeps an event loop running in this thread; the ORM calls the
+    # test makes between browser steps are ordinary blocking calls.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    # While that loop runs, Django keeps this thread's connections apart from those made
+    # outside it: close each set when switching, or one stays open and PostgreSQL refuses
+    # to drop the test database at the end of the session.
+    connections.close_all()
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1920, "height": 960})
         page.set_default_timeout(15_000)
-        yield page
-        browser.close()
+        try:
+            yield page
+        finally:
+            browser.close()
+            connections.close_all()
 
 
 def run_workoff() -> None:
