@@ -161,7 +161,7 @@ def _wait_gone(pids: set[int], timeout: float, pidfile: str) -> set[int]:
     """Wait until every pid (and every worker the supervisor lists) is gone; what is left."""
     deadline = time.monotonic() + timeout
     while True:
-        pids |= set(read_worker_pids(pidfile))
+        pids |= {pid for pid in read_worker_pids(pidfile) if worker_alive(pid)}
         left = {pid for pid in pids if process_alive(pid)}
         if not left or time.monotonic() >= deadline:
             return left
@@ -172,33 +172,41 @@ def stop(timeout: float = 60.0, force: bool = False) -> str:
     """Stop the detached supervisor and its workers gracefully (and, with force, surely)."""
     path = pid_file()
     pid = running_pid()
-    if pid is None:
-        return "django_jobs is not running."
     workers = {p for p in read_worker_pids(path) if worker_alive(p)}
-    os.kill(pid, signal.SIGTERM)
-    left = _wait_gone({pid, *workers}, timeout, path)
+    if pid is None and not workers:
+        return "django_jobs is not running."
+    # Without their supervisor (killed), workers stop by themselves once idle; a signal
+    # makes it now.
+    for target in [pid] if pid else sorted(workers):
+        _signal(target, signal.SIGTERM)
+    left = _wait_gone({pid, *workers} - {None}, timeout, path)
     if not left:
-        return f"Stopped django_jobs (supervisor pid {pid} and {len(workers)} worker(s))."
+        who = f"supervisor pid {pid}" if pid else "no supervisor"
+        return f"Stopped django_jobs ({who} and {len(workers)} worker(s))."
     if not force:
         raise DaemonError(
             f"still running after {timeout:g} s (pids {sorted(left)}): running jobs have not "
             "finished; wait, or use --force to stop them at once"
         )
-    if process_alive(pid):
-        os.kill(pid, signal.SIGTERM)  # the second signal: running jobs go back unspent
-        left = _wait_gone(left, FORCE_GRACE, path)
+    for target in [pid] if pid and process_alive(pid) else sorted(left):
+        _signal(target, signal.SIGTERM)  # the second signal: running jobs go back unspent
+    left = _wait_gone(left, FORCE_GRACE, path)
     killed = sorted(p for p in left if p == pid or worker_alive(p))
     for victim in killed:
-        try:
-            os.kill(victim, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        _signal(victim, signal.SIGKILL)
     _wait_gone(set(killed), FORCE_GRACE, path)
     _release_jobs_of(set(killed) - {pid})
     for stale in (path, workers_file(path)):
         if os.path.exists(stale):
             os.unlink(stale)
     return f"Stopped django_jobs; killed pids {killed} that were still running after {timeout:g} s."
+
+
+def _signal(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass
 
 
 def _release_jobs_of(pids: set[int]) -> None:

@@ -6,6 +6,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+from django.db import DatabaseError, InterfaceError
 from django.utils import timezone
 
 from .conf import jobs_settings
@@ -126,4 +127,8 @@ def queues_table(now: datetime) -> str:
 
 def render_status() -> str:
     now = timezone.now()
-    return "\n\n".join([_supervisor_line(), workers_table(now), queues_table(now)]) + "\n"
+    try:
+        tables = [workers_table(now), queues_table(now)]
+    except (DatabaseError, InterfaceError) as exc:
+        tables = [f"The jobs database is unreachable: {exc}"]
+    return "\n\n".join([_supervisor_line(), *tables]) + "\n"

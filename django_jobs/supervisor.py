@@ -36,7 +36,7 @@ from django.utils import timezone
 
 from .conf import WorkerGroup, jobs_settings
 from .heartbeat import HOST, identity_for
-from .proctitle import SUPERVISOR_TITLE, set_title
+from .proctitle import SUPERVISOR_TITLE, set_title, worker_title
 
 logger = logging.getLogger("django_jobs.supervisor")
 
@@ -44,8 +44,10 @@ logger = logging.getLogger("django_jobs.supervisor")
 #: longer this pid was orphaned and stops gracefully) and the console log level.
 ENV_SUPERVISOR = "DJANGO_JOBS_SUPERVISOR_PID"
 ENV_CONSOLE_LOG = "DJANGO_JOBS_CONSOLE_LOG"
-#: Set by ``jobs start``: Django's LOGGING alone decides what is logged where.
+#: Set by ``jobs start``: Django's LOGGING decides what is logged where; when it says
+#: nothing about django_jobs, INFO goes to stderr (the log file).
 ENV_DETACHED = "DJANGO_JOBS_DETACHED"
+LOG_DETACHED = "detached"
 
 #: A worker that exits unexpectedly after less than this many seconds "died quickly".
 QUICK_DEATH = 10.0
@@ -101,9 +103,14 @@ def child_env() -> dict[str, str]:
     return env
 
 
-def console_logging(level: int | str = logging.DEBUG) -> None:
-    """Log ``django_jobs.*`` to stderr at ``level``, unless a console handler exists."""
+def console_logging(level: int | str = logging.DEBUG, *, unless_configured: bool = False) -> None:
+    """Log ``django_jobs.*`` to stderr at ``level``, unless a console handler exists.
+
+    With ``unless_configured``, do nothing when LOGGING gave ``django_jobs`` any handler.
+    """
     jobs_logger = logging.getLogger("django_jobs")
+    if unless_configured and jobs_logger.hasHandlers():
+        return
     jobs_logger.setLevel(level)
     logger_: logging.Logger | None = jobs_logger
     while logger_ is not None:
@@ -134,10 +141,7 @@ class Supervisor:
         os.set_blocking(self.wake_w, False)
         self.env = child_env()
         self.env[ENV_SUPERVISOR] = str(os.getpid())
-        if os.environ.get(ENV_DETACHED):
-            self.env.pop(ENV_CONSOLE_LOG, None)
-        else:
-            self.env[ENV_CONSOLE_LOG] = "DEBUG"
+        self.env[ENV_CONSOLE_LOG] = LOG_DETACHED if os.environ.get(ENV_DETACHED) else "DEBUG"
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -147,7 +151,8 @@ class Supervisor:
             return 1
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, self._on_signal)
-        signal.signal(signal.SIGCHLD, lambda signum, frame: self._wake())
+        if hasattr(signal, "SIGCHLD"):  # POSIX: notice a worker's death at once
+            signal.signal(signal.SIGCHLD, lambda signum, frame: self._wake())
         logger.info(
             "[jobs] supervisor started (pid %s): %s worker(s) in %s group(s)",
             os.getpid(), len(self.slots), len(self.settings.workers),
@@ -165,7 +170,8 @@ class Supervisor:
                 self._check_heartbeats()
                 self._sleep()
         finally:
-            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            if hasattr(signal, "SIGCHLD"):
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             self._remove_pidfiles()
             connections.close_all()
         logger.info("[jobs] supervisor stopped")
@@ -409,12 +415,26 @@ def _kill_group(pid: int, signum: int) -> None:
     """Signal a worker and whatever its jobs started in its process group."""
     try:
         os.killpg(pid, signum)
-    except (ProcessLookupError, PermissionError):
+    except (ProcessLookupError, PermissionError, AttributeError):
         _signal(pid, signum)
+
+
+def _apply_log_level(value: str) -> None:
+    if value == LOG_DETACHED:
+        console_logging(logging.INFO, unless_configured=True)
+    elif value:
+        console_logging(value)
+
+
+def prepare_worker_process(group: WorkerGroup, worker_id: str | int) -> int | None:
+    """In a worker process: title and logging; the supervisor's pid if one started us."""
+    _apply_log_level(os.environ.get(ENV_CONSOLE_LOG) or LOG_DETACHED)
+    set_title(worker_title(group.queue_label, worker_id))
+    supervisor = os.environ.get(ENV_SUPERVISOR, "")
+    return int(supervisor) if supervisor.isdigit() else None
 
 
 def run_supervisor(pidfile: str | None = None) -> int:
     """Entry point of ``manage.py jobs work``; returns the exit code."""
-    if not os.environ.get(ENV_DETACHED):
-        console_logging(logging.DEBUG)
+    _apply_log_level(LOG_DETACHED if os.environ.get(ENV_DETACHED) else "DEBUG")
     return Supervisor(pidfile).run()

@@ -273,7 +273,11 @@ class Worker:
         self.avg_duration = (
             duration if self.avg_duration is None else 0.8 * self.avg_duration + 0.2 * duration
         )
-        if error is not None and not call.is_async and self.storage.connection.connection is None:
+        if (
+            isinstance(error, DatabaseError | InterfaceError)
+            and not call.is_async
+            and self.storage.connection.connection is None
+        ):
             self.db_suspect = True  # tidy_connections closed it: it was unusable
         with self.lock:
             if self.inflight.pop(call.claimed.id, None) is None:
@@ -442,16 +446,12 @@ def run_worker(group_index: int, worker_id: str | int, *, workoff: bool = False)
         raise ValueError(
             f"there is no worker group {group_index} (JOBS['WORKERS'] has {len(groups)})"
         )
-    from .proctitle import set_title, worker_title
-    from .supervisor import ENV_CONSOLE_LOG, ENV_SUPERVISOR, console_logging
+    from .supervisor import prepare_worker_process
 
     group = groups[group_index]
-    if os.environ.get(ENV_CONSOLE_LOG):
-        console_logging(os.environ[ENV_CONSOLE_LOG])
-    set_title(worker_title(group.queue_label, worker_id))
+    supervisor_pid = prepare_worker_process(group, worker_id)
     worker = Worker(group, worker_id, workoff=workoff)
-    if os.environ.get(ENV_SUPERVISOR, "").isdigit():
-        worker.supervisor_pid = int(os.environ[ENV_SUPERVISOR])
+    worker.supervisor_pid = supervisor_pid
     code = worker.run()
     if worker.immediate and any(
         t.is_alive() and not t.daemon

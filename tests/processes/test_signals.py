@@ -9,7 +9,7 @@ from django_jobs import later
 from django_jobs.models import Job, Worker
 from tests.conftest import wait_until
 from tests.processes.app import jobs as process_jobs
-from tests.processes.conftest import group
+from tests.processes.conftest import gone, group, live_workers
 from tests.testapp import jobs
 from tests.testapp.models import Execution
 
@@ -53,10 +53,12 @@ def test_first_signal_lets_the_running_job_finish_then_exits_0(jobs_cmd, command
     assert not jobs_cmd.alive()
 
 
-@pytest.mark.parametrize("command", COMMANDS)
-def test_second_signal_stops_at_once_and_gives_the_job_back_unspent(jobs_cmd, command):
+@pytest.mark.parametrize(
+    ("command", "threads"), [("worker", 1), ("work", 1), ("worker", 2)], ids=str
+)
+def test_second_signal_stops_at_once_and_gives_the_job_back_unspent(jobs_cmd, command, threads):
     job = later(jobs.slow, ["immediate"], {"seconds": 60})
-    proc = jobs_cmd(*COMMANDS[command], workers=[group()])
+    proc = jobs_cmd(*COMMANDS[command], workers=[group(THREADS=threads)])
     wait_until(lambda: started("immediate"), what="the 60 s job to start")
     sent = stop_at_once(proc)
     assert proc.wait(5) == 0
@@ -90,3 +92,12 @@ def test_should_stop_turns_true_on_a_graceful_stop_and_progress_is_stored(jobs_c
     assert time.monotonic() - sent < 10  # the job returned early instead of running 60 s
     assert Execution.objects.filter(key="context:stopped").exists()
     assert not Job.objects.exists()
+
+
+def test_workers_stop_by_themselves_when_their_supervisor_is_killed(jobs_cmd):
+    supervisor = jobs_cmd(*COMMANDS["work"], workers=[group(2)])
+    pids = list(live_workers(2).values())
+    supervisor.signal(signal.SIGKILL)
+    wait_until(lambda: gone(pids), timeout=10, what="the orphaned workers to stop")
+    assert not Worker.objects.exists()  # they stopped gracefully: deregistered
+    assert "its supervisor" in supervisor.output()
