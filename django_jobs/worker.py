@@ -74,6 +74,7 @@ class Worker:
         self.since_async = ASYNC_MEMORY
         self.heartbeat = HeartbeatThread(self.identity, group, lambda: self.jobs_done)
         self.watchdog = Watchdog(self)
+        self._waiter = None
         #: Jobs done at which memory is next compared with MAX_MEMORY_MB.
         self.next_memory_check = 1
         #: A claim failed with a database error: it may have locked rows all the same.
@@ -90,9 +91,10 @@ class Worker:
         """Work until stopped (or, with ``workoff``, until nothing is ready); exit code."""
         self.storage.prepare_worker_connection()
         register(self.identity, self.group)
+        previous = {}
         if threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGINT, signal.SIGTERM):
-                signal.signal(signum, self._on_signal)
+                previous[signum] = signal.signal(signum, self._on_signal)
         self.heartbeat.start()
         self.watchdog.start()
         logger.info("[jobs] worker %s started (pid %s)", self.identity, os.getpid())
@@ -102,6 +104,9 @@ class Worker:
             self.immediate = True
         finally:
             self._shutdown()
+            # In-process use (workoff, tests) hands the signals back to their owner.
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
         return 0
 
     def _on_signal(self, signum: int, frame: object) -> None:
@@ -119,7 +124,7 @@ class Worker:
     def wake(self) -> None:
         try:
             os.write(self.wake_w, b"x")
-        except BlockingIOError:
+        except OSError:  # the pipe is full (a wake-up is pending anyway) or closed
             pass
 
     def _shutdown(self) -> None:
@@ -143,6 +148,10 @@ class Worker:
         if self.threads:
             self.threads.shutdown(wait=not self.immediate)
         self.asyncs.shutdown()
+        if self._waiter is not None:
+            self._waiter.close()  # PostgreSQL: its own LISTEN connection
+        os.close(self.wake_r)
+        os.close(self.wake_w)
         logger.info("[jobs] worker %s stopped", self.identity)
         connections.close_all()
 
@@ -332,7 +341,7 @@ class Worker:
             self._collect()
 
     def _idle(self) -> None:
-        waiter = getattr(self, "_waiter", None)
+        waiter = self._waiter
         if waiter is None:
             waiter = self._waiter = self.storage.waiter(self.group.queues)
         try:
