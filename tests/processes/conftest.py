@@ -1,15 +1,18 @@
 """Fixtures for worker runtime tests: supervisors, daemons and the workers they spawn.
 
 Workers started by a supervisor live in sessions of their own, out of reach of the
-``processes`` fixture's process-group kill; every process a test starts through ``jobs``
-carries a marker in its environment, and whatever still carries it at teardown is killed.
+``processes`` fixture's process-group kill, and a detached supervisor is nobody's child.
+A watcher thread therefore writes down, every 50 ms, each process the test started, every
+descendant of those, and the supervisor of the test's pid file (their environment cannot
+mark them: setproctitle overwrites what /proc shows of it). At teardown, whatever of that
+is still running is killed.
 """
 
 from __future__ import annotations
 
 import json
 import signal
-import uuid
+import threading
 
 import psutil
 import pytest
@@ -17,34 +20,61 @@ import pytest
 from django_jobs.models import Worker
 from tests.conftest import wait_until
 
-MARKER = "DJANGO_JOBS_TEST_RUN"
-
-
-def marked(marker: str) -> list[psutil.Process]:
-    found = []
-    for proc in psutil.process_iter():
-        try:
-            if proc.environ().get(MARKER) == marker and proc.status() != psutil.STATUS_ZOMBIE:
-                found.append(proc)
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-            continue
-    return found
+SETTINGS = "tests.processes.settings"
 
 
 class Jobs:
-    """Starts ``manage.py jobs …`` with the process-test settings and a shared marker."""
+    """Starts ``manage.py jobs …`` with the process-test settings; tracks what runs."""
 
     def __init__(self, processes, tmp_path) -> None:
         self.processes = processes
-        self.marker = uuid.uuid4().hex
         self.pid_dir = tmp_path / "pids"
         self.log_file = tmp_path / "jobs.log"
         self.started = []
+        #: pid → creation time of every process seen, so a recycled pid is never mistaken
+        self.seen: dict[int, float] = {}
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+        self.watcher = threading.Thread(target=self._watch, daemon=True)
+        self.watcher.start()
+
+    def _watch(self) -> None:
+        while not self.done.wait(0.05):
+            self.harvest()
+
+    def _note(self, proc: psutil.Process) -> None:
+        for each in [proc, *proc.children(recursive=True)]:
+            try:
+                self.seen.setdefault(each.pid, each.create_time())
+            except psutil.NoSuchProcess:
+                continue
+
+    def harvest(self) -> None:
+        with self.lock:
+            roots = [pid for pid in self.seen if self._same(pid)]
+            try:
+                daemon = int((self.pid_dir / f"{SETTINGS}.pid").read_text())
+                roots.append(daemon)
+            except (OSError, ValueError):
+                pass
+            for pid in roots:
+                try:
+                    proc = psutil.Process(pid)
+                    if pid in self.seen or "jobs" in " ".join(proc.cmdline()):
+                        self._note(proc)
+                except (psutil.NoSuchProcess, psutil.AccessDenied):
+                    continue
+
+    def _same(self, pid: int) -> bool:
+        try:
+            proc = psutil.Process(pid)
+            return proc.create_time() == self.seen[pid] and proc.status() != "zombie"
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            return False
 
     def env(self, workers=None, heartbeat=None, **extra: str) -> dict[str, str]:
         env = {
-            "DJANGO_SETTINGS_MODULE": "tests.processes.settings",
-            MARKER: self.marker,
+            "DJANGO_SETTINGS_MODULE": SETTINGS,
             "DJANGO_JOBS_PID_DIR": str(self.pid_dir),
             "DJANGO_JOBS_LOG_FILE": str(self.log_file),
         }
@@ -58,11 +88,22 @@ class Jobs:
     def __call__(self, *args: str, workers=None, heartbeat=None, **extra: str):
         proc = self.processes(*args, env=self.env(workers, heartbeat, **extra))
         self.started.append(proc)
+        with self.lock:
+            try:
+                self.seen[proc.pid] = psutil.Process(proc.pid).create_time()
+            except psutil.NoSuchProcess:
+                pass
         return proc
 
     def alive(self) -> list[psutil.Process]:
-        """Every process this test started, and their children, still running."""
-        return marked(self.marker)
+        """Every process this test started, and their descendants, still running."""
+        self.harvest()
+        with self.lock:
+            return [psutil.Process(pid) for pid in list(self.seen) if self._same(pid)]
+
+    def stop_watching(self) -> None:
+        self.done.set()
+        self.watcher.join()
 
     def log(self) -> str:
         return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
@@ -80,6 +121,7 @@ def pytest_runtest_makereport(item, call):
 def jobs_cmd(request, processes, tmp_path):
     jobs = Jobs(processes, tmp_path)
     yield jobs
+    jobs.stop_watching()
     if getattr(request.node, "jobs_call_failed", False):
         for proc in jobs.started:
             print(f"--- output of {' '.join(proc.args)} (pid {proc.pid}) ---\n{proc.output()}")

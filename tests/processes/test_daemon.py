@@ -10,13 +10,11 @@ from django_jobs import later
 from django_jobs.models import Job
 from tests.conftest import ROOT, wait_until
 from tests.processes.app import jobs as process_jobs
-from tests.processes.conftest import gone, group, live_workers
+from tests.processes.conftest import SETTINGS, gone, group, live_workers
 from tests.testapp import jobs
 from tests.testapp.models import Execution
 
 pytestmark = pytest.mark.processes
-
-SETTINGS = "tests.processes.settings"
 
 
 def run(jobs_cmd, *args: str, code: int = 0, **env) -> str:
@@ -49,6 +47,8 @@ def test_start_status_stop(jobs_cmd):
     assert queues["email"][:4] == ["0", "1", "0", "0"]
 
     assert "already running" in run(jobs_cmd, "start", workers=workers, code=1)
+    tracked = {proc.pid for proc in jobs_cmd.alive()}
+    assert tracked == {supervisor, *workers_by_identity.values()}
 
     assert "Stopped django_jobs" in run(jobs_cmd, "stop", "--timeout", "30")
     assert gone([supervisor, *workers_by_identity.values()])

@@ -97,6 +97,7 @@ def test_should_stop_turns_true_on_a_graceful_stop_and_progress_is_stored(jobs_c
 def test_workers_stop_by_themselves_when_their_supervisor_is_killed(jobs_cmd):
     supervisor = jobs_cmd(*COMMANDS["work"], workers=[group(2)])
     pids = list(live_workers(2).values())
+    assert {proc.pid for proc in jobs_cmd.alive()} == {supervisor.pid, *pids}
     supervisor.signal(signal.SIGKILL)
     wait_until(lambda: gone(pids), timeout=10, what="the orphaned workers to stop")
     assert not Worker.objects.exists()  # they stopped gracefully: deregistered
