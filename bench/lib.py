@@ -14,6 +14,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
@@ -120,15 +121,18 @@ def run_checked(cmd: Sequence[str], env: dict | None = None, cwd: Path = REPO) -
 # -- worker processes -----------------------------------------------------------------
 
 
-def _terminated(signum, frame):
+def terminated(signum, frame):
     raise SystemExit(128 + signum)
 
 
 @contextmanager
 def processes(commands: Sequence[Sequence[str]], env: dict, cwd: Path = REPO, log: str = ""):
     """Start the system's real worker commands; stop exactly these processes afterwards."""
-    # A driver stopped by SIGTERM must still stop the workers it started.
-    signal.signal(signal.SIGTERM, _terminated)
+    # A driver stopped by SIGTERM must still stop the workers it started (handlers can
+    # only be set from the main thread; pgqueuer's driver calls this from a helper thread
+    # and sets it itself).
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, terminated)
     procs = []
     logs = []
     try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import sys
 import time
 
@@ -105,6 +106,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--jitter", type=float, default=0.2)
     args = parser.parse_args(argv)
     os.environ["BENCH_DB"] = args.db
+    signal.signal(signal.SIGTERM, lib.terminated)
     lib.reset_database("postgres", args.db)
     lib.emit(asyncio.run(run(args)))
 
