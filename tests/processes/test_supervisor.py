@@ -146,3 +146,21 @@ def test_a_worker_is_recycled_after_max_jobs_or_max_memory(jobs_cmd, limit, jobs
     assert len(per_pid) == 4 and max(per_pid.values()) == jobs_per_process
     assert "exited to be recycled" in supervisor.output()
     assert Execution.objects.count() == total  # none ran twice
+
+
+def test_a_worker_that_keeps_dying_is_restarted_with_back_off(jobs_cmd):
+    """Its identity is taken by a live standalone worker, so each start fails at once."""
+    squatter = jobs_cmd("jobs", "worker", "--id", "0", workers=[group()])
+    [squatter_pid] = live_workers(1).values()
+    assert squatter_pid == squatter.pid
+    supervisor = jobs_cmd("jobs", "work", workers=[group()])
+    wait_until(
+        lambda: "starting a new one in 2 s" in supervisor.output(), what="a growing back-off"
+    )
+    output = supervisor.output()
+    assert "is in use by pid" in output and "starting a new one in 1 s" in output
+    squatter.signal(signal.SIGTERM)
+    assert squatter.wait(10) == 0
+    wait_until(
+        lambda: set(live_workers(1).values()) - {squatter_pid}, what="the slot to be taken over"
+    )
