@@ -59,6 +59,30 @@ def read_pid(path: str) -> int | None:
         return None
 
 
+def claim_pidfile(path: str) -> int | None:
+    """Write this process's pid to ``path``; the pid of a live supervisor already there."""
+    other = read_pid(path)
+    if other and other != os.getpid() and supervisor_alive(other):
+        return other
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    write_atomically(path, f"{os.getpid()}\n")
+    return None
+
+
+def write_worker_pids(pidfile: str, pids: list[int]) -> None:
+    write_atomically(workers_file(pidfile), json.dumps(pids))
+
+
+def release_pidfile(pidfile: str) -> None:
+    """Remove the pid files, if they are still ours."""
+    if read_pid(pidfile) == os.getpid():
+        for path in (workers_file(pidfile), pidfile):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+
+
 def read_worker_pids(pidfile: str) -> list[int]:
     try:
         with open(workers_file(pidfile)) as file:
@@ -117,7 +141,7 @@ def running_pid() -> int | None:
 
 def start() -> str:
     """Launch the supervisor detached; refuse if one already runs for these settings."""
-    from .supervisor import ENV_DETACHED, child_env
+    from .proctitle import ENV_DETACHED, child_env
 
     path = pid_file()
     pid = running_pid()

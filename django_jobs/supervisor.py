@@ -19,7 +19,6 @@ recovering that worker's jobs at once instead of waiting for another host's life
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import select
@@ -30,24 +29,23 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.conf import settings
 from django.db import DatabaseError, InterfaceError, connections
 from django.utils import timezone
 
 from .conf import WorkerGroup, jobs_settings
 from .heartbeat import HOST, identity_for
-from .proctitle import SUPERVISOR_TITLE, set_title, worker_title
+from .proctitle import (
+    ENV_CONSOLE_LOG,
+    ENV_DETACHED,
+    ENV_SUPERVISOR,
+    LOG_DETACHED,
+    SUPERVISOR_TITLE,
+    apply_log_level,
+    child_env,
+    set_title,
+)
 
 logger = logging.getLogger("django_jobs.supervisor")
-
-#: Environment of worker processes: the supervisor's pid (a worker whose parent is no
-#: longer this pid was orphaned and stops gracefully) and the console log level.
-ENV_SUPERVISOR = "DJANGO_JOBS_SUPERVISOR_PID"
-ENV_CONSOLE_LOG = "DJANGO_JOBS_CONSOLE_LOG"
-#: Set by ``jobs start``: Django's LOGGING decides what is logged where; when it says
-#: nothing about django_jobs, INFO goes to stderr (the log file).
-ENV_DETACHED = "DJANGO_JOBS_DETACHED"
-LOG_DETACHED = "detached"
 
 #: A worker that exits unexpectedly after less than this many seconds "died quickly".
 QUICK_DEATH = 10.0
@@ -86,44 +84,6 @@ def worker_command(group: WorkerGroup, worker_id: int) -> list[str]:
         sys.executable, "-m", "django", "jobs", "worker",
         "--index", str(group.index), "--id", str(worker_id),
     ]  # fmt: skip
-
-
-def child_env() -> dict[str, str]:
-    """The environment of a ``python -m django`` child that must import this project."""
-    env = dict(os.environ)
-    env["DJANGO_SETTINGS_MODULE"] = settings.SETTINGS_MODULE
-    paths = [os.getcwd()]
-    script_dir = os.path.dirname(os.path.abspath(sys.argv[0])) if sys.argv[0] else ""
-    # manage.py's directory, but never a package's (``python -m django`` makes argv[0]
-    # django/__main__.py, and django/ on the path would shadow ``http``, ``test``…).
-    if script_dir and not os.path.exists(os.path.join(script_dir, "__init__.py")):
-        paths.insert(0, script_dir)
-    existing = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
-    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys([*paths, *existing]))
-    return env
-
-
-def console_logging(level: int | str = logging.DEBUG, *, unless_configured: bool = False) -> None:
-    """Log ``django_jobs.*`` to stderr at ``level``, unless a console handler exists.
-
-    With ``unless_configured``, do nothing when LOGGING gave ``django_jobs`` any handler.
-    """
-    jobs_logger = logging.getLogger("django_jobs")
-    if unless_configured and jobs_logger.hasHandlers():
-        return
-    jobs_logger.setLevel(level)
-    logger_: logging.Logger | None = jobs_logger
-    while logger_ is not None:
-        for handler in logger_.handlers:
-            if type(handler) is logging.StreamHandler and handler.stream in (
-                sys.stderr,
-                sys.stdout,
-            ):
-                return
-        logger_ = logger_.parent if logger_.propagate else None
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s [%(process)d] %(message)s"))
-    jobs_logger.addHandler(handler)
 
 
 class Supervisor:
@@ -243,7 +203,7 @@ class Supervisor:
         if slot.killed_because:
             how = slot.killed_because
         elif code < 0:
-            how = f"killed by {signal.Signals(-code).name}"
+            how = f"killed by {_signal_name(-code)}"
         else:
             how = f"exit code {code}"
         # A job's timeout and our own kill are no reason to wait. A worker that keeps
@@ -373,35 +333,24 @@ class Supervisor:
     # -- pid files -----------------------------------------------------------------------
 
     def _write_pidfile(self) -> bool:
-        from .daemon import read_pid, supervisor_alive, write_atomically
+        from .daemon import claim_pidfile
 
-        other = read_pid(self.pidfile)
-        if other and other != os.getpid() and supervisor_alive(other):
+        other = claim_pidfile(self.pidfile)
+        if other:
             logger.error("[jobs] a supervisor is already running (pid %s)", other)
-            return False
-        os.makedirs(os.path.dirname(os.path.abspath(self.pidfile)), exist_ok=True)
-        write_atomically(self.pidfile, f"{os.getpid()}\n")
-        return True
+        return not other
 
     def _write_worker_pids(self) -> None:
-        if not self.pidfile:
-            return
-        from .daemon import workers_file, write_atomically
+        if self.pidfile:
+            from .daemon import write_worker_pids
 
-        pids = [slot.process.pid for slot in self.slots if slot.process is not None]
-        write_atomically(workers_file(self.pidfile), json.dumps(pids))
+            write_worker_pids(self.pidfile, [s.process.pid for s in self.slots if s.process])
 
     def _remove_pidfiles(self) -> None:
-        if not self.pidfile:
-            return
-        from .daemon import read_pid, workers_file
+        if self.pidfile:
+            from .daemon import release_pidfile
 
-        if read_pid(self.pidfile) == os.getpid():
-            for path in (workers_file(self.pidfile), self.pidfile):
-                try:
-                    os.unlink(path)
-                except FileNotFoundError:
-                    pass
+            release_pidfile(self.pidfile)
 
 
 def _signal(pid: int, signum: int) -> None:
@@ -409,6 +358,13 @@ def _signal(pid: int, signum: int) -> None:
         os.kill(pid, signum)
     except ProcessLookupError:
         pass
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
 
 
 def _kill_group(pid: int, signum: int) -> None:
@@ -419,22 +375,7 @@ def _kill_group(pid: int, signum: int) -> None:
         _signal(pid, signum)
 
 
-def _apply_log_level(value: str) -> None:
-    if value == LOG_DETACHED:
-        console_logging(logging.INFO, unless_configured=True)
-    elif value:
-        console_logging(value)
-
-
-def prepare_worker_process(group: WorkerGroup, worker_id: str | int) -> int | None:
-    """In a worker process: title and logging; the supervisor's pid if one started us."""
-    _apply_log_level(os.environ.get(ENV_CONSOLE_LOG) or LOG_DETACHED)
-    set_title(worker_title(group.queue_label, worker_id))
-    supervisor = os.environ.get(ENV_SUPERVISOR, "")
-    return int(supervisor) if supervisor.isdigit() else None
-
-
 def run_supervisor(pidfile: str | None = None) -> int:
     """Entry point of ``manage.py jobs work``; returns the exit code."""
-    _apply_log_level(LOG_DETACHED if os.environ.get(ENV_DETACHED) else "DEBUG")
+    apply_log_level(LOG_DETACHED if os.environ.get(ENV_DETACHED) else "DEBUG")
     return Supervisor(pidfile).run()

@@ -455,7 +455,7 @@ def run_worker(group_index: int, worker_id: str | int, *, workoff: bool = False)
         raise ValueError(
             f"there is no worker group {group_index} (JOBS['WORKERS'] has {len(groups)})"
         )
-    from .supervisor import prepare_worker_process
+    from .proctitle import prepare_worker_process
 
     group = groups[group_index]
     supervisor_pid = prepare_worker_process(group, worker_id)
