@@ -119,8 +119,15 @@ def outcome_of(call: Call, error: BaseException | None, group: WorkerGroup) -> O
                 "[jobs] [%s] job %s succeeded in %dms", claimed.name, claimed.id, elapsed_ms
             )
         return Outcome(claimed, OUTCOME_SUCCEEDED)
-    text = call.problem or "".join(traceback.format_exception(error))
-    return errored(claimed, text, group, definition=call.definition, elapsed_ms=elapsed_ms)
+    if call.problem is not None:
+        text, summary = call.problem, call.problem
+    else:
+        text = "".join(traceback.format_exception(error))
+        # The first line of "Type: message": multi-line messages (psycopg's) read best so.
+        summary = traceback.format_exception_only(error)[0].strip().splitlines()[0]
+    return errored(
+        claimed, text, group, definition=call.definition, elapsed_ms=elapsed_ms, summary=summary
+    )
 
 
 def errored(
@@ -129,12 +136,14 @@ def errored(
     group: WorkerGroup,
     definition: Any = None,
     elapsed_ms: float | None = None,
+    summary: str | None = None,
 ) -> Outcome:
     """An errored attempt: retried with back-off, or failed once attempts are spent."""
     if definition is None:
         definition = registry.all_jobs().get(claimed.name)
     max_attempts = (definition and definition.max_attempts) or group.max_attempts
-    summary = text.strip().splitlines()[-1] if text.strip() else "error"
+    if summary is None:
+        summary = text.strip().splitlines()[-1] if text.strip() else "error"
     took = f" after {elapsed_ms:.0f}ms" if elapsed_ms is not None else ""
     if attempts_spent(claimed.attempts, max_attempts):
         logger.error(

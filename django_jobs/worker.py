@@ -21,8 +21,10 @@ from django.utils import timezone
 
 from .conf import WorkerGroup, jobs_settings
 from .context import JobContext
-from .executor import Call, Interrupted, outcome_of, run_sync, tidy_connections
+from .executor import Call, Interrupted, outcome_of, run_sync
 from .heartbeat import HeartbeatThread, deregister, identity_for, register
+from .recycling import Recycling
+from .resilience import DatabaseRetry
 from .runners import AsyncRunner, ThreadRunner
 from .storage import ClaimedJob, Outcome, get_storage
 from .watchdog import Watchdog
@@ -35,8 +37,6 @@ CLAIM_WINDOW = 0.05
 FLUSH_INTERVAL = 0.05
 #: Async slots count towards a claim while an async job was among this many last claimed.
 ASYNC_MEMORY = 50
-#: The longest back-off between attempts to reach a database that went away.
-MAX_DB_BACKOFF = 10.0
 
 
 class Worker:
@@ -75,8 +75,8 @@ class Worker:
         self.heartbeat = HeartbeatThread(self.identity, group, lambda: self.jobs_done)
         self.watchdog = Watchdog(self)
         self._waiter = None
-        #: Jobs done at which memory is next compared with MAX_MEMORY_MB.
-        self.next_memory_check = 1
+        self.recycling = Recycling(group, self.identity)
+        self.db = DatabaseRetry(self.identity, self.wake_r, lambda: self.immediate)
         #: A claim failed with a database error: it may have locked rows all the same.
         self.claim_uncertain = False
         #: Set by a supervisor: when our parent is no longer this pid, stop gracefully.
@@ -138,9 +138,9 @@ class Worker:
                 unrun += list(self.inflight)
                 self.inflight.clear()
         # A few tries even when stopping at once: the interrupted job may have broken
-        # the connection, and _database_down replaces it.
-        self._with_database(lambda: self._give_back(unrun), attempts=3)
-        self._with_database(self.flush, attempts=3)
+        # the connection, and DatabaseRetry replaces it.
+        self.db.run(lambda: self._give_back(unrun), attempts=3)
+        self.db.run(self.flush, attempts=3)
         try:
             deregister(self.identity)
         except (DatabaseError, InterfaceError) as exc:
@@ -174,19 +174,19 @@ class Worker:
                     return
                 self._wait_for_running()
                 continue
-            if self._should_recycle():
+            if self.recycling.due(self.jobs_done):
                 self.stopping.set()
                 continue
-            claimed = self._with_database(self._fill)
+            claimed = self.db.run(self._fill)
             self._dispatch()
             if self._busy():
                 if self.buffered and (
                     self.db_suspect or time.monotonic() - self.oldest_buffered > FLUSH_INTERVAL
                 ):
-                    self._with_database(self.flush)
+                    self.db.run(self.flush)
                 self._wait_for_running()
                 continue
-            self._with_database(self.flush)
+            self.db.run(self.flush)
             if claimed:
                 continue
             if self.workoff:
@@ -220,9 +220,10 @@ class Worker:
         if free <= 0:
             return False
         size = self._claim_size(free)
-        if self.group.max_jobs:
+        limit = self.recycling.claim_limit(self.jobs_done, len(self.inflight))
+        if limit is not None:
             # Never hold more jobs than this process will run before it is recycled.
-            size = min(size, self.group.max_jobs - self.jobs_done - len(self.inflight))
+            size = min(size, limit)
             if size <= 0:
                 return False
         try:
@@ -330,7 +331,7 @@ class Worker:
         with self.lock:
             ids = [call.claimed.id for call in self.pending]
             self.pending.clear()
-        self._with_database(lambda: self._give_back(ids))
+        self.db.run(lambda: self._give_back(ids))
 
     def _wait_for_running(self) -> None:
         import select
@@ -347,21 +348,7 @@ class Worker:
         try:
             waiter.wait(self.group.sleep_delay, self.wake_r)
         except (DatabaseError, InterfaceError) as exc:
-            self._database_down(exc, 0)
-
-    def _should_recycle(self) -> bool:
-        group = self.group
-        if group.max_jobs and self.jobs_done >= group.max_jobs:
-            logger.info("[jobs] %s ran %s jobs: recycling", self.identity, self.jobs_done)
-            return True
-        # Only after a job: a fresh process already above the limit would otherwise
-        # restart forever without doing any work. Then every 16 jobs (reading /proc).
-        if group.max_memory_mb and self.jobs_done >= self.next_memory_check:
-            self.next_memory_check = self.jobs_done + 16
-            if rss_mb() > group.max_memory_mb:
-                logger.info("[jobs] %s uses %.0f MB: recycling", self.identity, rss_mb())
-                return True
-        return False
+            self.db.down(exc, 0)
 
     def _orphaned(self) -> bool:
         if self.supervisor_pid is None or self.stopping.is_set():
@@ -402,50 +389,6 @@ class Worker:
                 identity, claimed.id, percent, message
             ),
         )
-
-    # -- database resilience -----------------------------------------------------------
-
-    def _with_database(self, action: Callable[[], object], attempts: int | None = None):
-        """Run ``action``; while the database is unreachable, back off and try again."""
-        failures = 0
-        while True:
-            try:
-                result = action()
-            except (DatabaseError, InterfaceError) as exc:
-                failures += 1
-                limit = attempts if attempts is not None else (1 if self.immediate else None)
-                if limit is not None and failures >= limit:
-                    logger.error("[jobs] %s: giving up on the database: %s", self.identity, exc)
-                    return None
-                self._database_down(exc, failures)
-            else:
-                if failures:
-                    logger.warning("[jobs] %s: the database is back", self.identity)
-                return result
-
-    def _database_down(self, exc: Exception, failures: int) -> None:
-        delay = min(MAX_DB_BACKOFF, 0.25 * 2**failures)
-        logger.warning(
-            "[jobs] %s: database error (%s); retrying in %.1fs", self.identity, exc, delay
-        )
-        for conn in connections.all(initialized_only=True):
-            conn.close_if_unusable_or_obsolete()
-            if conn.connection is not None and not conn.is_usable():
-                conn.close()
-        tidy_connections()
-        import select
-
-        select.select([self.wake_r], [], [], delay)
-
-
-def rss_mb() -> float:
-    """This process's resident memory in MB (Linux; 0 where /proc is missing)."""
-    try:
-        with open("/proc/self/statm") as statm:
-            pages = int(statm.read().split()[1])
-    except OSError:
-        return 0.0
-    return pages * os.sysconf("SC_PAGE_SIZE") / 1_048_576
 
 
 def run_worker(group_index: int, worker_id: str | int, *, workoff: bool = False) -> int:
