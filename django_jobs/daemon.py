@@ -20,6 +20,7 @@ from django.conf import settings
 from django.db import DatabaseError, InterfaceError
 
 from .conf import jobs_settings
+from .heartbeat import process_alive
 
 #: How long ``start`` waits for the supervisor to write its pid file.
 START_TIMEOUT = 30.0
@@ -89,21 +90,6 @@ def read_worker_pids(pidfile: str) -> list[int]:
             return [int(pid) for pid in json.load(file)]
     except (OSError, ValueError, TypeError):
         return []
-
-
-def process_alive(pid: int) -> bool:
-    """True for a running process; False for none, or a zombie nobody has reaped yet."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
 
 
 def _command_line(pid: int) -> str | None:

@@ -27,14 +27,19 @@ def identity_for(group: WorkerGroup, worker_id: str | int, host: str = HOST) -> 
     return f"django-jobs-worker.{group.queue_label}.{worker_id}@{host}"
 
 
-def pid_alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """True for a running process; False for none, or a zombie nobody has reaped yet."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def register(identity: str, group: WorkerGroup) -> Worker:
@@ -51,7 +56,7 @@ def register(identity: str, group: WorkerGroup) -> Worker:
     with transaction.atomic(using=alias):
         row = Worker.objects.using(alias).select_for_update().filter(identity=identity).first()
         if row is not None and row.pid != os.getpid() and row.heartbeat_at >= fresh:
-            if row.host != HOST or pid_alive(row.pid):
+            if row.host != HOST or process_alive(row.pid):
                 raise WorkerIdentityInUse(
                     f"worker identity {identity} is in use by pid {row.pid} on {row.host} "
                     "(heartbeat fresh): give this worker another --id"

@@ -54,8 +54,7 @@ def _supervisor_line() -> str:
 
 
 def _alive(row: Worker, fresh: bool) -> str:
-    from .daemon import process_alive
-    from .heartbeat import HOST
+    from .heartbeat import HOST, process_alive
 
     if row.host == HOST:
         if not process_alive(row.pid):
