@@ -95,6 +95,9 @@ class Worker:
         if threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGINT, signal.SIGTERM):
                 previous[signum] = signal.signal(signum, self._on_signal)
+        # Listening starts before the first claim, so no job can fall between the two.
+        self._waiter = self.storage.waiter(self.group.queues)
+        self._waiter.start()
         self.heartbeat.start()
         self.watchdog.start()
         logger.info("[jobs] worker %s started (pid %s)", self.identity, os.getpid())
@@ -342,11 +345,8 @@ class Worker:
             self._collect()
 
     def _idle(self) -> None:
-        waiter = self._waiter
-        if waiter is None:
-            waiter = self._waiter = self.storage.waiter(self.group.queues)
         try:
-            waiter.wait(self.group.sleep_delay, self.wake_r)
+            self._waiter.wait(self.group.sleep_delay, self.wake_r)
         except (DatabaseError, InterfaceError) as exc:
             self.db.down(exc, 0)
 

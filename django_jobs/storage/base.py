@@ -299,7 +299,15 @@ class Storage:
 
 
 class Waiter:
-    """Sleeps until new work may be ready, a wake-up is written to ``wake_fd``, or timeout."""
+    """Sleeps until new work may be ready, a wake-up is written to ``wake_fd``, or timeout.
+
+    ``start`` is called before the worker's first claim: whatever becomes ready after it
+    must wake ``wait``, or a job enqueued between an empty claim and the first wait would
+    sleep until the next poll.
+    """
+
+    def start(self) -> None:
+        pass
 
     def wait(self, timeout: float, wake_fd: int) -> bool:
         """True when woken early because new work may be ready."""

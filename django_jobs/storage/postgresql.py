@@ -103,9 +103,14 @@ class NotifyWaiter(Waiter):
             self.close()
             self.next_attempt = time.monotonic() + self.RECONNECT_DELAY
 
+    def start(self) -> None:
+        self._connect()
+
     def wait(self, timeout: float, wake_fd: int) -> bool:
         if self.conn is None:
             self._connect()
+            if self.conn is not None:
+                return True  # reconnected: what was sent meanwhile is lost, so look now
         fds = [wake_fd] if self.conn is None else [wake_fd, self.conn.fileno()]
         if self.conn is None:
             timeout = min(timeout, self.RECONNECT_DELAY)
