@@ -50,6 +50,11 @@ def _versions(python: str, packages: list[str]) -> dict:
     return json.loads(text) if text else {}
 
 
+def commit() -> str:
+    """The checked-out commit (django_jobs may change while a long run goes on)."""
+    return _out(["git", "rev-parse", "--short", "HEAD"])
+
+
 def machine_facts(args) -> dict:
     meminfo = Path("/proc/meminfo").read_text().split("\n")[0].split()
     model = ""
@@ -63,7 +68,7 @@ def machine_facts(args) -> dict:
         "ram_gb": round(int(meminfo[1]) / 1024 / 1024, 1),
         "kernel": platform.release(),
         "loadavg_at_end": os.getloadavg(),
-        "commit": _out(["git", "rev-parse", "--short", "HEAD"]),
+        "commit": commit(),
         "django_jobs_dirty": bool(_out(["git", "status", "--porcelain", "django_jobs"])),
         "ours": _versions(args.ours_python, ["django", "psycopg", "mysqlclient"]),
         "peers": _versions(

@@ -165,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     log(f"{total} measurements: engines {args.engines}, peers {args.peer_systems or 'none'},"
         f" {args.jobs} jobs, {args.repeat} repeat(s)")  # fmt: skip
     reset_scale_databases(args.engines)
+    commit_at_start = report.commit()
     for rep in range(args.repeat):
         if floor_on:
             done += 1
@@ -187,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = summarise(runs)
     facts = report.machine_facts(args)
     facts["duration_s"] = round(time.monotonic() - t0)
+    facts["commit_at_start"] = commit_at_start
     # Other work on the machine shows here: compare ratios, not absolute figures.
     loads = [r["load_before"] for rs in runs.values() for r in rs if "load_before" in r]
     facts["median_loadavg_before_measurements"] = (
