@@ -37,8 +37,8 @@ def later(
     that transaction commits (and the returned row has no id until then).
     """
     definition = registry.resolve(job)
-    new = _new_job(definition, args, kwargs, wait, wait_until, queue, priority)
-    return _store([new])[0]
+    options = _options(definition, wait, wait_until, queue, priority)
+    return _store([_new_job(definition, args, kwargs, options)])[0]
 
 
 def later_many(
@@ -56,17 +56,30 @@ def later_many(
     pair. Every call is checked before anything is stored.
     """
     definition = registry.resolve(job)
+    options = _options(definition, wait, wait_until, queue, priority)
     rows = []
     for call in calls:
         if isinstance(call, tuple) and len(call) == 2 and isinstance(call[1], dict):
             args, kwargs = call
         else:
             args, kwargs = call, None
-        rows.append(_new_job(definition, args, kwargs, wait, wait_until, queue, priority))
+        rows.append(_new_job(definition, args, kwargs, options))
     return _store(rows)
 
 
-def _new_job(definition, args, kwargs, wait, wait_until, queue, priority) -> NewJob:
+def _options(definition, wait, wait_until, queue, priority) -> tuple[str, int, datetime]:
+    """Queue, priority and run_at of a call, checked once for all its rows."""
+    queue = definition.queue if queue is None else queue
+    known = jobs_settings().queues
+    if queue not in known:
+        raise UnknownQueue(queue, known)
+    priority = definition.priority if priority is None else priority
+    if not isinstance(priority, int) or isinstance(priority, bool):
+        raise TypeError(f"priority must be an int, not {priority!r}")
+    return queue, priority, run_at_for(wait, wait_until)
+
+
+def _new_job(definition, args, kwargs, options: tuple[str, int, datetime]) -> NewJob:
     args = [] if args is None else args
     kwargs = {} if kwargs is None else kwargs
     if not isinstance(args, list | tuple):
@@ -76,20 +89,14 @@ def _new_job(definition, args, kwargs, wait, wait_until, queue, priority) -> New
             f"kwargs of job {definition.name} must be a dict, not {type(kwargs).__name__}"
         )
     definition.check_arguments(args, kwargs)
-    queue = definition.queue if queue is None else queue
-    known = jobs_settings().queues
-    if queue not in known:
-        raise UnknownQueue(queue, known)
-    priority = definition.priority if priority is None else priority
-    if not isinstance(priority, int) or isinstance(priority, bool):
-        raise TypeError(f"priority must be an int, not {priority!r}")
+    queue, priority, run_at = options
     return NewJob(
         name=definition.name,
         args=_json(definition.name, args, "argument", list(args)),
         kwargs=_json(definition.name, kwargs, "keyword argument", kwargs),
         queue=queue,
         priority=priority,
-        run_at=run_at_for(wait, wait_until),
+        run_at=run_at,
         arg_list=list(args),
         kwarg_dict=dict(kwargs),
     )

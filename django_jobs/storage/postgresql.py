@@ -8,11 +8,17 @@ import time
 from collections.abc import Sequence
 from datetime import datetime
 
+from django.db.backends.postgresql.psycopg_any import is_psycopg3
+
 from .base import CLAIM_COLUMNS, ClaimedJob, NewJob, Storage, Waiter, drain
 
 logger = logging.getLogger("django_jobs.worker")
 
 CHANNEL = "django_jobs"
+
+
+if is_psycopg3:
+    import psycopg
 
 
 class PostgreSQLStorage(Storage):
@@ -21,8 +27,24 @@ class PostgreSQLStorage(Storage):
     def placeholders(self) -> str:
         return "%s, %s::jsonb, %s::jsonb, %s, %s, %s, 0, '', '', %s, %s"
 
+    def insert(self, rows: Sequence[NewJob], now: datetime) -> list[int]:
+        if not is_psycopg3:  # psycopg2: Django's cursor and the portable VALUES form
+            return sorted(super().insert(rows, now))
+        sql, params = self._insert_sql(rows, now)
+        connection = self.connection
+        connection.ensure_connection()
+        # A plain psycopg cursor binds parameters on the server, in C: Django's cursor
+        # binds on the client in Python, which costs more than the INSERT for 1,000 rows.
+        with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+            cursor.execute(sql, params)
+            # Ids come from one sequence in insertion order, which is the rows' order.
+            return sorted(row[0] for row in cursor.fetchall())
+
     def _insert_sql(self, rows: Sequence[NewJob], now: datetime) -> tuple[str, list]:
-        sql, params = super()._insert_sql(rows, now)
+        if len(rows) == 1 or not is_psycopg3:
+            sql, params = super()._insert_sql(rows, now)
+        else:
+            sql, params = self._unnest_insert(rows, now)
         due = sorted({row.queue for row in rows if row.run_at <= now})
         if not due:
             return sql, params
@@ -39,6 +61,22 @@ class PostgreSQLStorage(Storage):
             f" (SELECT pg_notify('{CHANNEL}', q) FROM unnest(%s::text[]) AS q) AS woke) >= 0",
             [*params, due],
         )
+
+    def _unnest_insert(self, rows: Sequence[NewJob], now: datetime) -> tuple[str, list]:
+        # Six array parameters instead of eight per row, sent in binary (%b): far less to
+        # build, send and parse. Only for a psycopg 3 cursor (see insert()).
+        return (
+            f"INSERT INTO {self.table} (name, args, kwargs, queue, priority, run_at, attempts,"
+            " last_error, progress_message, created_at, updated_at)"
+            " SELECT n, a::jsonb, k::jsonb, q, p, r, 0, '', '', %s, %s FROM unnest("
+            "%b::text[], %b::text[], %b::text[], %b::text[], %b::int[], %b::timestamptz[])"
+            " AS u(n, a, k, q, p, r) RETURNING id",
+            [
+                now, now,
+                [r.name for r in rows], [r.args for r in rows], [r.kwargs for r in rows],
+                [r.queue for r in rows], [r.priority for r in rows], [r.run_at for r in rows],
+            ],
+        )  # fmt: skip
 
     def claim(
         self, worker: str, queues: tuple[str, ...] | None, limit: int, now: datetime
@@ -88,8 +126,8 @@ class NotifyWaiter(Waiter):
         self.next_attempt = 0.0
 
     def _connect(self) -> None:
-        import psycopg
-
+        if not is_psycopg3:
+            return  # LISTEN needs psycopg 3's notifies(): poll every SLEEP_DELAY instead
         if time.monotonic() < self.next_attempt:
             return
         try:
