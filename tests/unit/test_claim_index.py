@@ -14,12 +14,12 @@ from tests.testapp import jobs
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def fill_table():
-    """Failed and far-future rows (the kind that pile up), plus a few ready ones."""
+def fill_table(ready: int = 20):
+    """Failed and far-future rows (the kind that pile up), plus ``ready`` due ones."""
     later_many(jobs.record, [[f"f{i}"] for i in range(3000)], wait=3600)
     first = Job.objects.order_by("pk").values_list("pk", flat=True).first()
     Job.objects.filter(pk__lt=first + 1500).update(run_at=None, failed_at=timezone.now())
-    later_many(jobs.record, [[f"r{i}"] for i in range(20)])
+    later_many(jobs.record, [[f"r{i}"] for i in range(ready)])
     with connection.cursor() as cursor:
         cursor.execute(
             {"postgresql": "ANALYZE django_jobs_job", "mysql": "ANALYZE TABLE django_jobs_job"}.get(
@@ -43,8 +43,8 @@ def plan(queues=None) -> str:
 
 
 @pytest.mark.parametrize("queues", [None, ("default", "email")])
-def test_claim_select_uses_the_claim_index(queues):
-    fill_table()
+def test_a_backlog_is_claimed_in_order_from_the_claim_index(queues):
+    fill_table(ready=5000)
     text = plan(queues)
     expected = {
         "postgresql": "django_jobs_claim_idx",
@@ -62,3 +62,11 @@ def test_claim_picks_ready_rows_beside_dead_ones():
     assert len(claimed) == 20
     assert all(c.args[0].startswith("r") for c in claimed)
     assert timezone.now() - dt.timedelta(minutes=1) < Job.objects.running().first().locked_at
+
+
+@pytest.mark.skipif("connection.vendor == 'sqlite'", reason="SQLite's planner needs ANALYZE")
+def test_with_few_rows_due_the_claim_reads_the_due_index_not_every_future_row():
+    fill_table(ready=3)
+    text = plan()
+    expected = {"postgresql": "django_jobs_due_idx", "mysql": "django_jobs_due_my_idx"}
+    assert expected[connection.vendor] in text, text
