@@ -62,7 +62,11 @@ def _is_live(alias: str, identity: str | None, cutoff) -> bool:
 
 def recover_worker_jobs(identity: str, reason: str) -> int:
     """Recover every job still locked by ``identity`` (a worker known to be gone)."""
-    rows = Job.objects.using(jobs_settings().database).filter(locked_by=identity)
+    # locked_at IS NOT NULL lets the partial locked-rows index serve this at every worker
+    # start; locked_by alone has no index and would scan the whole table.
+    rows = Job.objects.using(jobs_settings().database).filter(
+        locked_at__isnull=False, locked_by=identity
+    )
     return sum(_recover_row(row, reason) for row in rows)
 
 
