@@ -17,7 +17,7 @@ from django.db import connections
 from django.utils import timezone
 
 from django_jobs.models import Job
-from django_jobs.workoff import workoff
+from django_jobs.runtime.workoff import workoff
 from tests.conftest import wait_until
 from tests.testapp import jobs
 from tests.testapp.models import Execution

@@ -7,7 +7,7 @@ import pytest
 from django.contrib.messages import get_messages
 from django.utils import timezone
 
-from django_jobs import charts, dashboard
+from django_jobs.admin import charts, dashboard
 from django_jobs.models import Job, Worker
 
 from .helpers import make_job

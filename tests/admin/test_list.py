@@ -6,7 +6,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from django_jobs import admin_paging
+from django_jobs.admin import paging as admin_paging
 from django_jobs.models import Job
 from django_jobs.storage import get_storage
 

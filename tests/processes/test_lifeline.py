@@ -7,8 +7,8 @@ from django.utils import timezone
 
 from django_jobs import later
 from django_jobs.conf import WorkerGroup, jobs_settings
-from django_jobs.lifeline import recover
 from django_jobs.models import Job, Worker
+from django_jobs.runtime.lifeline import recover
 from tests.testapp import jobs
 
 pytestmark = pytest.mark.django_db(transaction=True)

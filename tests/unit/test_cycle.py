@@ -10,8 +10,8 @@ from django_jobs import later
 from django_jobs.conf import jobs_settings
 from django_jobs.models import Job, JobStatus
 from django_jobs.models import Worker as WorkerRow
+from django_jobs.runtime.worker import Worker
 from django_jobs.storage import get_storage
-from django_jobs.worker import Worker
 from tests.testapp import jobs
 from tests.testapp.models import Execution
 

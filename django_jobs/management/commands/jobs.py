@@ -69,14 +69,14 @@ class Command(BaseCommand):
             sys.exit(code)
 
     def do_workoff(self, queue=None, **_):
-        from django_jobs.workoff import workoff
+        from django_jobs.runtime.workoff import workoff
 
         progress = workoff(queue, stream=self.stderr._out)
         self.stdout.write(progress.summary())
 
     def do_worker(self, index=0, id="0", workoff=False, clear=False, **_):
         from django_jobs.operations import clear_jobs
-        from django_jobs.worker import run_worker
+        from django_jobs.runtime.worker import run_worker
 
         if clear:
             clear_jobs()
@@ -99,26 +99,26 @@ class Command(BaseCommand):
             self.stdout.write(f"wrote {path}")
 
     def do_work(self, pidfile=None, **_):
-        from django_jobs.supervisor import run_supervisor
+        from django_jobs.runtime.supervisor import run_supervisor
 
         return run_supervisor(pidfile=pidfile)
 
     def do_start(self, **_):
-        from django_jobs.daemon import start
+        from django_jobs.runtime.daemon import start
 
         self.stdout.write(start())
 
     def do_stop(self, timeout=60.0, force=False, **_):
-        from django_jobs.daemon import stop
+        from django_jobs.runtime.daemon import stop
 
         self.stdout.write(stop(timeout=timeout, force=force))
 
     def do_restart(self, timeout=60.0, force=False, **_):
-        from django_jobs.daemon import restart
+        from django_jobs.runtime.daemon import restart
 
         self.stdout.write(restart(timeout=timeout, force=force))
 
     def do_status(self, **_):
-        from django_jobs.status import render_status
+        from django_jobs.runtime.status import render_status
 
         self.stdout.write(render_status())

@@ -15,7 +15,7 @@ from django.utils import timezone
 from django_jobs import later_many
 from django_jobs.models import Job
 from django_jobs.operations import clear_jobs
-from django_jobs.workoff import workoff
+from django_jobs.runtime.workoff import workoff
 from shop.jobs import charge_card, reserve_stock, send_newsletter, send_receipt
 from shop.models import Order
 
@@ -50,7 +50,7 @@ class Command(BaseCommand):
         later_many(send_newsletter, [[email, 7] for email in SUBSCRIBERS])
         self.stdout.write(f"  {Job.objects.scheduled().count()} jobs scheduled\n")
 
-        self.stdout.write("Running them with django_jobs.workoff.workoff()")
+        self.stdout.write("Running them with django_jobs.runtime.workoff.workoff()")
         # Each failure is logged as a warning; the summary below reports them once, in order.
         logging.getLogger("django_jobs").setLevel(logging.CRITICAL)
         self.run_until_done()

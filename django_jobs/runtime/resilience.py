@@ -9,7 +9,7 @@ from typing import TypeVar
 
 from django.db import DatabaseError, InterfaceError, connections
 
-from .executor import tidy_connections
+from ..executor import tidy_connections
 
 logger = logging.getLogger("django_jobs.worker")
 

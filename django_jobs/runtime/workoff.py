@@ -9,9 +9,9 @@ from typing import TextIO
 
 from django.utils import timezone
 
-from .conf import jobs_settings
-from .models import Job
-from .storage import OUTCOME_FAILED, OUTCOME_RETRY, Outcome
+from ..conf import jobs_settings
+from ..models import Job
+from ..storage import OUTCOME_FAILED, OUTCOME_RETRY, Outcome
 from .worker import Worker
 
 

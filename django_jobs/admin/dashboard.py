@@ -17,12 +17,12 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from . import stats
-from .admin_actions import RETRY, confirmation
-from .admin_display import duration
+from .. import stats
+from ..conf import jobs_settings
+from ..models import Job
+from .actions import RETRY, confirmation
 from .charts import Series, hourly_bars
-from .conf import jobs_settings
-from .models import Job
+from .display import duration
 
 #: Failed rows the failures page groups, newest first.
 FAILURES_SCANNED = 10_000

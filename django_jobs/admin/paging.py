@@ -10,7 +10,7 @@ from __future__ import annotations
 from django.core.paginator import Paginator
 from django.utils.functional import cached_property
 
-from .storage import get_storage
+from ..storage import get_storage
 
 EXACT_UP_TO = 10_000
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from asgiref.sync import sync_to_async
 from django.db import connections
 
-from .executor import Call, run_async, run_sync
+from ..executor import Call, run_async, run_sync
 
 Finished = Callable[[Call, BaseException | None], None]
 

@@ -14,9 +14,9 @@ from django.utils.text import Truncator
 from django.utils.timesince import timesince
 from django.utils.translation import gettext as _
 
-from . import registry
-from .conf import jobs_settings
-from .models import Job, JobStatus
+from .. import registry
+from ..conf import jobs_settings
+from ..models import Job, JobStatus
 
 EMPTY = "-"  # the admin's own empty value
 ERROR_LINE_CHARS = 80

@@ -32,7 +32,7 @@ from datetime import timedelta
 from django.db import DatabaseError, InterfaceError, connections
 from django.utils import timezone
 
-from .conf import WorkerGroup, jobs_settings
+from ..conf import WorkerGroup, jobs_settings
 from .heartbeat import HOST, identity_for
 from .proctitle import (
     ENV_CONSOLE_LOG,
@@ -231,9 +231,9 @@ class Supervisor:
 
     def _cleanup(self, slot: Slot, pid: int, how: str) -> None:
         """Free what a dead worker held: its jobs at once, and its worker row."""
+        from ..models import Job, Worker
+        from ..storage import get_storage
         from .lifeline import recover_worker_jobs
-        from .models import Job, Worker
-        from .storage import get_storage
 
         alias = self.settings.database
         identity = slot.identity
@@ -258,7 +258,7 @@ class Supervisor:
 
     def _check_heartbeats(self) -> None:
         """Kill a worker whose heartbeat is stale although the database is reachable."""
-        from .models import Worker
+        from ..models import Worker
 
         now = time.monotonic()
         if now < self.next_check:

@@ -9,8 +9,8 @@ from datetime import datetime, timedelta
 from django.db import DatabaseError, InterfaceError
 from django.utils import timezone
 
-from .conf import jobs_settings
-from .models import Job, Worker
+from ..conf import jobs_settings
+from ..models import Job, Worker
 
 
 def _duration(delta: timedelta | None) -> str:
@@ -110,7 +110,7 @@ def workers_table(now: datetime) -> str:
 
 
 def queues_table(now: datetime) -> str:
-    from .stats import queue_stats
+    from ..stats import queue_stats
 
     rows = [
         [

@@ -13,9 +13,9 @@ from datetime import timedelta
 from django.db import DatabaseError, InterfaceError, connections, transaction
 from django.utils import timezone
 
-from .conf import WorkerGroup, jobs_settings
-from .exceptions import WorkerIdentityInUse
-from .models import Worker
+from ..conf import WorkerGroup, jobs_settings
+from ..exceptions import WorkerIdentityInUse
+from ..models import Worker
 
 logger = logging.getLogger("django_jobs.worker")
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from django.db import connections
 from django.utils import timezone
 
-from .executor import errored
+from ..executor import errored
 
 if TYPE_CHECKING:
     from .worker import Worker

@@ -19,7 +19,7 @@ import time
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError
 
-from .conf import jobs_settings
+from ..conf import jobs_settings
 from .heartbeat import process_alive
 
 #: How long ``start`` waits for the supervisor to write its pid file.
@@ -221,9 +221,9 @@ def _signal(pid: int, signum: int) -> None:
 
 def _release_jobs_of(pids: set[int]) -> None:
     """Jobs of killed workers run again at once instead of after a heartbeat timeout."""
+    from ..models import Worker
     from .heartbeat import HOST
     from .lifeline import recover_worker_jobs
-    from .models import Worker
 
     if not pids:
         return

@@ -13,7 +13,7 @@ import sys
 
 from django.conf import settings
 
-from .conf import WorkerGroup
+from ..conf import WorkerGroup
 
 #: Environment of worker processes: the supervisor's pid (a worker whose parent is no
 #: longer this pid was orphaned and stops gracefully) and the console log level.

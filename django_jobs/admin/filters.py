@@ -10,9 +10,9 @@ from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 from rangefilter.filters import DateTimeRangeFilterBuilder
 
-from . import registry
-from .conf import jobs_settings
-from .models import JobStatus
+from .. import registry
+from ..conf import jobs_settings
+from ..models import JobStatus
 
 #: Status choices: the four states, with "scheduled" split into ready now and later.
 STATUS_CHOICES = (

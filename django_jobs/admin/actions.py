@@ -19,7 +19,7 @@ from django.template.response import TemplateResponse
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from . import operations
+from .. import operations
 
 #: Jobs listed on a confirmation page; the rest are counted.
 SAMPLE = 20

@@ -14,10 +14,10 @@ from datetime import timedelta
 from django.db.models import Q
 from django.utils import timezone
 
-from .conf import WorkerGroup, jobs_settings
-from .executor import errored
-from .models import Job, Worker
-from .storage import ClaimedJob, get_storage
+from ..conf import WorkerGroup, jobs_settings
+from ..executor import errored
+from ..models import Job, Worker
+from ..storage import ClaimedJob, get_storage
 
 logger = logging.getLogger("django_jobs.lifeline")
 

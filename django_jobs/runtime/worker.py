@@ -19,14 +19,14 @@ from collections.abc import Callable
 from django.db import DatabaseError, InterfaceError, connections
 from django.utils import timezone
 
-from .conf import WorkerGroup, jobs_settings
-from .context import JobContext
-from .executor import Call, Interrupted, outcome_of, run_sync
+from ..conf import WorkerGroup, jobs_settings
+from ..context import JobContext
+from ..executor import Call, Interrupted, outcome_of, run_sync
+from ..storage import ClaimedJob, Outcome, get_storage
 from .heartbeat import HeartbeatThread, deregister, identity_for, register
 from .recycling import Recycling
 from .resilience import DatabaseRetry
 from .runners import AsyncRunner, ThreadRunner
-from .storage import ClaimedJob, Outcome, get_storage
 from .watchdog import Watchdog
 
 logger = logging.getLogger("django_jobs.worker")
@@ -323,7 +323,7 @@ class Worker:
             self.on_outcome(outcome)
 
     def _collect(self) -> None:
-        from .storage.base import drain
+        from ..storage.base import drain
 
         drain(self.wake_r)
 
@@ -385,7 +385,7 @@ class Worker:
 
     def _release_unknown(self) -> None:
         """Give back rows a failed claim locked for us although we never received them."""
-        from .models import Job
+        from ..models import Job
 
         with self.lock:
             known = set(self.inflight) | {call.claimed.id for call in self.pending}

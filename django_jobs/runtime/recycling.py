@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 
-from .conf import WorkerGroup
+from ..conf import WorkerGroup
 
 logger = logging.getLogger("django_jobs.worker")
 

@@ -17,13 +17,12 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from . import admin_display as display
-from . import dashboard
-from .admin_actions import ACTIONS, BULK_ACTIONS, DISCARD, JobAction, confirmation
-from .admin_filters import LIST_FILTER
-from .admin_paging import EstimatingPaginator
-from .conf import jobs_settings
-from .models import Job, JobStatus, Worker
+from ..conf import jobs_settings
+from ..models import Job, JobStatus, Worker
+from . import dashboard, display
+from .actions import ACTIONS, BULK_ACTIONS, DISCARD, JobAction, confirmation
+from .filters import LIST_FILTER
+from .paging import EstimatingPaginator
 
 EDITABLE = ("queue", "priority", "run_at")
 CLAIM_ORDER = ("priority", "run_at", "id")
