@@ -6,6 +6,7 @@ from django.utils import timezone
 
 from .conf import jobs_settings
 from .models import Job
+from .storage import get_storage
 
 
 def clear_jobs() -> int:
@@ -17,16 +18,34 @@ def clear_jobs() -> int:
 def retry_jobs(queryset) -> int:
     """Failed jobs become scheduled now: attempts reset, failure and error cleared."""
     now = timezone.now()
-    return queryset.filter(failed_at__isnull=False).update(
+    failed = queryset.filter(failed_at__isnull=False)
+    queues = _queues_of(failed)
+    changed = failed.update(
         failed_at=None, last_error="", attempts=0, run_at=now, updated_at=now,
         progress=None, progress_message="",
     )  # fmt: skip
+    _wake(queryset.db, queues, changed)
+    return changed
 
 
 def run_now(queryset) -> int:
     """Scheduled (not running, not finished) jobs become due now."""
     now = timezone.now()
-    return queryset.scheduled().update(run_at=now, updated_at=now)
+    scheduled = queryset.scheduled()
+    queues = _queues_of(scheduled)
+    changed = scheduled.update(run_at=now, updated_at=now)
+    _wake(queryset.db, queues, changed)
+    return changed
+
+
+def _queues_of(queryset) -> list[str]:
+    return list(queryset.order_by().values_list("queue", flat=True).distinct())
+
+
+def _wake(alias: str, queues: list[str], changed: int) -> None:
+    """Idle workers start the jobs now, not at their next poll (PostgreSQL: NOTIFY)."""
+    if changed:
+        get_storage(alias).wake_workers(queues)
 
 
 def discard(queryset) -> int:

@@ -291,6 +291,13 @@ class Storage:
 
     # -- waiting for work --------------------------------------------------------------
 
+    def wake_workers(self, queues: Iterable[str]) -> None:
+        """Tell idle workers that jobs of ``queues`` became ready (not by an insert).
+
+        Engines whose workers notice any commit (SQLite's ``data_version``) or poll
+        cheaply (MySQL/MariaDB) need nothing; PostgreSQL sends a NOTIFY.
+        """
+
     def waiter(self, queues: tuple[str, ...] | None) -> Waiter:
         return PollingWaiter(self, queues)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import select
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from django.db.backends.postgresql.psycopg_any import is_psycopg3
@@ -112,6 +112,16 @@ class PostgreSQLStorage(Storage):
 
     def waiter(self, queues: tuple[str, ...] | None) -> Waiter:
         return NotifyWaiter(self, queues)
+
+    def wake_workers(self, queues: Iterable[str]) -> None:
+        queues = sorted(set(queues))
+        if not queues:
+            return
+        # Delivered at commit when called inside a transaction, like the insert's NOTIFY.
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT count(pg_notify('{CHANNEL}', q)) FROM unnest(%s::text[]) AS q", [queues]
+            )
 
 
 class NotifyWaiter(Waiter):
