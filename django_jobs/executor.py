@@ -11,9 +11,8 @@ from collections.abc import Callable
 from typing import Any
 
 from django.db import connections
-from django.utils import timezone
 
-from . import registry
+from . import clock, registry
 from .backoff import attempts_spent, next_run_at
 from .conf import WorkerGroup
 from .context import JobContext
@@ -151,7 +150,7 @@ def errored(
             claimed.name, claimed.id, took, claimed.attempts, max_attempts, summary,
         )  # fmt: skip
         return Outcome(claimed, OUTCOME_FAILED, error=text)
-    run_at = next_run_at(claimed.attempts, timezone.now())
+    run_at = next_run_at(claimed.attempts, clock.now())
     logger.warning(
         "[jobs] [%s] job %s failed%s (attempt %s of %s, retrying at %s): %s",
         claimed.name, claimed.id, took, claimed.attempts, max_attempts,

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from django.utils import timezone
-
+from . import clock
 from .conf import jobs_settings
 from .models import Job
 from .storage import get_storage
@@ -17,7 +16,7 @@ def clear_jobs() -> int:
 
 def retry_jobs(queryset) -> int:
     """Failed jobs become scheduled now: attempts reset, failure and error cleared."""
-    now = timezone.now()
+    now = clock.now()
     failed = queryset.filter(failed_at__isnull=False)
     queues = _queues_of(failed)
     changed = failed.update(
@@ -30,7 +29,7 @@ def retry_jobs(queryset) -> int:
 
 def run_now(queryset) -> int:
     """Scheduled (not running, not finished) jobs become due now."""
-    now = timezone.now()
+    now = clock.now()
     scheduled = queryset.scheduled()
     queues = _queues_of(scheduled)
     changed = scheduled.update(run_at=now, updated_at=now)

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db import connections, transaction
 from django.utils import timezone
 
-from . import registry
+from . import clock, registry
 from .conf import jobs_settings
 from .exceptions import NotSerializable, UnknownQueue
 from .models import Job
@@ -104,7 +104,7 @@ def _new_job(definition, args, kwargs, options: tuple[str, int, datetime]) -> Ne
 
 def run_at_for(wait: float | timedelta | None, wait_until: datetime | None) -> datetime:
     """When a job scheduled with ``wait`` or ``wait_until`` becomes due."""
-    now = timezone.now()
+    now = clock.now()
     if wait is not None and wait_until is not None:
         raise ValueError("pass wait or wait_until, not both")
     if wait is not None:
@@ -119,7 +119,7 @@ def run_at_for(wait: float | timedelta | None, wait_until: datetime | None) -> d
                 "wait_until is a naive datetime while USE_TZ is True: "
                 "pass an aware datetime (e.g. django.utils.timezone.now() + timedelta(...))"
             )
-        return wait_until
+        return clock.stored(wait_until)
     return now
 
 
@@ -142,7 +142,7 @@ def _json(name: str, value: Any, kind: str, items: Any) -> str:
 
 def _store(rows: list[NewJob]) -> list[Job]:
     alias = jobs_settings().database
-    now = timezone.now()
+    now = clock.now()
     jobs = [_instance(row, alias, now) for row in rows]
     other = _other_transaction(alias)
     if other is not None:
@@ -175,7 +175,7 @@ def _other_transaction(alias: str) -> str | None:
 
 def _insert(alias: str, rows: list[NewJob], jobs: list[Job]) -> None:
     storage = get_storage(alias)
-    now = jobs[0].created_at if jobs else timezone.now()
+    now = jobs[0].created_at if jobs else clock.now()
     # Several INSERT statements must stand or fall together: nothing half-stored.
     with storage.atomic_if(len(rows) > 1000):
         _insert_chunks(storage, alias, rows, jobs, now)

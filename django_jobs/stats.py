@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from django.db.models import Count, Min, Q
 from django.utils import timezone
 
+from . import clock
 from .conf import jobs_settings
 from .models import CLAIMABLE, Job, Worker
 
@@ -87,7 +88,7 @@ def queue_stats(alias: str | None = None, now: datetime | None = None) -> list[Q
     rows (a job enqueued to a queue no worker serves is something to notice).
     """
     alias = _alias(alias)
-    now = now or timezone.now()
+    now = now or clock.now()
     jobs = Job.objects.using(alias).order_by()
     scheduled = (
         jobs.filter(CLAIMABLE, run_at__isnull=False)
@@ -135,7 +136,7 @@ def queue_stats(alias: str | None = None, now: datetime | None = None) -> list[Q
 def live_workers(alias: str | None = None, now: datetime | None = None) -> list[LiveWorker]:
     """Workers with a fresh heartbeat, each with the jobs it has locked right now."""
     alias = _alias(alias)
-    now = now or timezone.now()
+    now = now or clock.now()
     cutoff = now - timedelta(seconds=jobs_settings().heartbeat_timeout)
     rows = list(Worker.objects.using(alias).filter(heartbeat_at__gte=cutoff))
     if not rows:
@@ -193,7 +194,7 @@ def hourly_outcomes(
     each of the last ``hours`` hours, aligned on local hour boundaries, current hour last.
     """
     alias = _alias(alias)
-    now = now or timezone.now()
+    now = now or clock.now()
     local = timezone.localtime(now).replace(minute=0, second=0, microsecond=0)
     starts = [local - timedelta(hours=hours - 1 - i) for i in range(hours)]
     end = now + timedelta(seconds=1)

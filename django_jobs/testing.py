@@ -25,8 +25,8 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from django.db import DatabaseError, connections, transaction
 from django.db.models import Max, QuerySet
-from django.utils import timezone
 
+from . import clock
 from .conf import WorkerGroup, jobs_settings
 from .context import JobContext
 from .exceptions import UnknownQueue
@@ -121,7 +121,7 @@ def run_jobs(
     while result.rounds < max_rounds:
         if include_scheduled:
             _make_due(settings.database, queues)
-        claimed = runner.storage.claim(runner.identity, queues, CLAIM_LIMIT, timezone.now())
+        claimed = runner.storage.claim(runner.identity, queues, CLAIM_LIMIT, clock.now())
         if not claimed:
             break
         result.rounds += 1
@@ -130,7 +130,7 @@ def run_jobs(
                 runner.perform(job, result)
             if len(claimed) < CLAIM_LIMIT:
                 break
-            claimed = runner.storage.claim(runner.identity, queues, CLAIM_LIMIT, timezone.now())
+            claimed = runner.storage.claim(runner.identity, queues, CLAIM_LIMIT, clock.now())
     return result
 
 
@@ -148,7 +148,7 @@ def _make_due(alias: str, queues: tuple[str, ...] | None) -> None:
     later = Job.objects.using(alias).later()
     if queues is not None:
         later = later.filter(queue__in=queues)
-    later.update(run_at=timezone.now())
+    later.update(run_at=clock.now())
 
 
 class _Runner:
@@ -185,7 +185,7 @@ class _Runner:
         self.storage.record(
             self.identity,
             [outcome],
-            timezone.now(),
+            clock.now(),
             keep_succeeded=not group.delete_successful_jobs,
             delete_failed=group.delete_failed_jobs,
         )
@@ -337,7 +337,7 @@ def _dump(value: Any) -> str:
 
 def _call(row: Job) -> str:
     parts = [*map(_dump, row.args), *(f"{k}={_dump(v)}" for k, v in row.kwargs.items())]
-    when = "" if row.run_at is None or row.run_at <= timezone.now() else f" at {row.run_at}"
+    when = "" if row.run_at is None or row.run_at <= clock.now() else f" at {row.run_at}"
     short = row.name.rsplit(".", 1)[-1]
     return f"{short}({', '.join(parts)}) queue={row.queue!r} priority={row.priority}{when}"
 

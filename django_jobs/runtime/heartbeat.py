@@ -11,8 +11,8 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from django.db import DatabaseError, InterfaceError, connections, transaction
-from django.utils import timezone
 
+from .. import clock
 from ..conf import WorkerGroup, jobs_settings
 from ..exceptions import WorkerIdentityInUse
 from ..models import Worker
@@ -51,7 +51,7 @@ def register(identity: str, group: WorkerGroup) -> Worker:
     from .lifeline import recover_worker_jobs
 
     alias = jobs_settings().database
-    now = timezone.now()
+    now = clock.now()
     fresh = now - timedelta(seconds=jobs_settings().heartbeat_timeout)
     with transaction.atomic(using=alias):
         row = Worker.objects.using(alias).select_for_update().filter(identity=identity).first()
@@ -82,7 +82,7 @@ def beat(identity: str, group: WorkerGroup, jobs_done: int) -> None:
     updated = (
         Worker.objects.using(alias)
         .filter(identity=identity, pid=os.getpid())
-        .update(heartbeat_at=timezone.now(), jobs_done=jobs_done)
+        .update(heartbeat_at=clock.now(), jobs_done=jobs_done)
     )
     if not updated:
         logger.warning("worker %s was presumed dead; registering again", identity)
@@ -90,7 +90,7 @@ def beat(identity: str, group: WorkerGroup, jobs_done: int) -> None:
             identity=identity,
             defaults={
                 "host": HOST, "pid": os.getpid(), "group": group.index,
-                "queues": group.queue_label, "heartbeat_at": timezone.now(),
+                "queues": group.queue_label, "heartbeat_at": clock.now(),
             },
         )  # fmt: skip
 

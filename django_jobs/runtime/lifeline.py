@@ -12,8 +12,8 @@ import logging
 from datetime import timedelta
 
 from django.db.models import Q
-from django.utils import timezone
 
+from .. import clock
 from ..conf import WorkerGroup, jobs_settings
 from ..executor import errored
 from ..models import Job, Worker
@@ -28,7 +28,7 @@ def recover(group: WorkerGroup) -> int:
     """One lifeline pass from a live worker of ``group``; returns jobs recovered."""
     settings = jobs_settings()
     alias = settings.database
-    now = timezone.now()
+    now = clock.now()
     cutoff = now - timedelta(seconds=settings.heartbeat_timeout)
     live = Worker.objects.using(alias).filter(heartbeat_at__gte=cutoff).values("identity")
     dead_owner = Q(locked_at__lt=cutoff) & ~Q(locked_by__in=live)
@@ -81,7 +81,7 @@ def _recover_row(row: Job, reason: str) -> int:
     changed = get_storage().record(
         row.locked_by or "",
         [outcome],
-        timezone.now(),
+        clock.now(),
         keep_succeeded=not group.delete_successful_jobs,
         delete_failed=group.delete_failed_jobs,
     )

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from django.db import DatabaseError, InterfaceError
-from django.utils import timezone
 
+from .. import clock
 from ..conf import jobs_settings
 from ..models import Job, Worker
 
@@ -125,7 +125,7 @@ def queues_table(now: datetime) -> str:
 
 
 def render_status() -> str:
-    now = timezone.now()
+    now = clock.now()
     try:
         tables = [workers_table(now), queues_table(now)]
     except (DatabaseError, InterfaceError) as exc:

@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db import DatabaseError, InterfaceError, connections
-from django.utils import timezone
 
+from .. import clock
 from ..conf import WorkerGroup, jobs_settings
 from .heartbeat import HOST, identity_for
 from .proctitle import (
@@ -242,7 +242,7 @@ class Supervisor:
                 held = list(
                     Job.objects.using(alias).filter(locked_by=identity).values_list("pk", flat=True)
                 )
-                get_storage().release(identity, held, timezone.now())
+                get_storage().release(identity, held, clock.now())
             else:
                 recover_worker_jobs(
                     identity, f"worker {identity} died while running this job ({how})"
@@ -287,14 +287,14 @@ class Supervisor:
         # after it came back before judging them.
         if now - self.db_ok_since < timeout:
             return
-        cutoff = timezone.now() - timedelta(seconds=timeout)
+        cutoff = clock.now() - timedelta(seconds=timeout)
         for pid, identity, heartbeat_at in rows:
             slot = live[pid]
             if identity != slot.identity or heartbeat_at >= cutoff or slot.killed_because:
                 continue
             logger.error(
                 "[jobs] %s (pid %s) has not beaten for %.1f s: killing it",
-                identity, pid, (timezone.now() - heartbeat_at).total_seconds(),
+                identity, pid, (clock.now() - heartbeat_at).total_seconds(),
             )  # fmt: skip
             slot.killed_because = f"no heartbeat for {timeout:g} s; killed by the supervisor"
             _kill_group(pid, signal.SIGKILL)

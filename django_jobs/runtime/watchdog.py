@@ -15,8 +15,8 @@ import time
 from typing import TYPE_CHECKING
 
 from django.db import connections
-from django.utils import timezone
 
+from .. import clock
 from ..executor import errored
 
 if TYPE_CHECKING:
@@ -67,11 +67,11 @@ class Watchdog(threading.Thread):
                 worker.inflight.clear()
                 worker.pending.clear()
             storage = worker.storage
-            storage.release(worker.identity, others, timezone.now())
+            storage.release(worker.identity, others, clock.now())
             storage.record(
                 worker.identity,
                 outcomes,
-                timezone.now(),
+                clock.now(),
                 keep_succeeded=not worker.group.delete_successful_jobs,
                 delete_failed=worker.group.delete_failed_jobs,
             )

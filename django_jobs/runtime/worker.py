@@ -17,8 +17,8 @@ from collections import deque
 from collections.abc import Callable
 
 from django.db import DatabaseError, InterfaceError, connections
-from django.utils import timezone
 
+from .. import clock
 from ..conf import WorkerGroup, jobs_settings
 from ..context import JobContext
 from ..executor import Call, Interrupted, outcome_of, run_sync
@@ -164,7 +164,7 @@ class Worker:
 
     def _give_back(self, job_ids: list[int]) -> None:
         if job_ids:
-            self.storage.release(self.identity, job_ids, timezone.now())
+            self.storage.release(self.identity, job_ids, clock.now())
 
     # -- the loop --------------------------------------------------------------------
 
@@ -250,7 +250,7 @@ class Worker:
                 return False
         self.last_claim = time.monotonic()
         try:
-            claimed = self.storage.claim(self.identity, self.group.queues, size, timezone.now())
+            claimed = self.storage.claim(self.identity, self.group.queues, size, clock.now())
         except (DatabaseError, InterfaceError):
             self.claim_uncertain = True
             raise
@@ -340,7 +340,7 @@ class Worker:
             self.storage.record(
                 self.identity,
                 outcomes,
-                timezone.now(),
+                clock.now(),
                 keep_succeeded=not self.group.delete_successful_jobs,
                 delete_failed=self.group.delete_failed_jobs,
             )

@@ -7,8 +7,7 @@ import sys
 import time
 from typing import TextIO
 
-from django.utils import timezone
-
+from .. import clock
 from ..conf import jobs_settings
 from ..models import Job
 from ..storage import OUTCOME_FAILED, OUTCOME_RETRY, Outcome
@@ -64,7 +63,7 @@ def workoff(queue: str | None = None, stream: TextIO = sys.stderr) -> Progress:
         from dataclasses import replace
 
         groups = [replace(g, queues=(queue,)) for g in groups[:1]]
-    ready = Job.objects.using(alias).ready(timezone.now())
+    ready = Job.objects.using(alias).ready(clock.now())
     progress = Progress(ready.count(), stream)
     for group in groups:
         worker = Worker(group, f"workoff-{os.getpid()}", workoff=True, on_outcome=progress)

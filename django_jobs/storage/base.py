@@ -32,8 +32,8 @@ from datetime import datetime
 from typing import Any
 
 from django.db import connections, transaction
-from django.utils import timezone
 
+from .. import clock
 from ..models import Job
 
 OUTCOME_SUCCEEDED = "succeeded"
@@ -277,7 +277,7 @@ class Storage:
 
     def set_progress(self, worker: str, job_id: int, percent: int, message: str) -> None:
         Job.objects.using(self.alias).filter(pk=job_id, locked_by=worker).update(
-            progress=percent, progress_message=message, updated_at=timezone.now()
+            progress=percent, progress_message=message, updated_at=clock.now()
         )
 
     # -- admin -----------------------------------------------------------------------
@@ -332,7 +332,7 @@ class PollingWaiter(Waiter):
         self.queues = queues
 
     def changed(self) -> bool:
-        return self.storage.has_ready(self.queues, timezone.now())
+        return self.storage.has_ready(self.queues, clock.now())
 
     def wait(self, timeout: float, wake_fd: int) -> bool:
         deadline = time.monotonic() + timeout
