@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+
 
 class JobsError(Exception):
     """A django_jobs error."""
@@ -26,8 +28,10 @@ class UnknownQueue(JobsError, ValueError):
 
     def __init__(self, queue: str, known: tuple[str, ...]) -> None:
         self.queue = queue
+        close = difflib.get_close_matches(str(queue), known, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
         super().__init__(
-            f"Queue {queue!r} is not in settings.JOBS['QUEUES'] {list(known)!r}: "
+            f"Queue {queue!r} is not in settings.JOBS['QUEUES'] {list(known)!r}{hint}: "
             "add it there or use one of those"
         )
 

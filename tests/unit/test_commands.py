@@ -69,3 +69,29 @@ def test_a_worker_group_that_does_not_exist_is_a_clear_error():
 
     with pytest.raises(CommandError, match="no worker group 5"):
         call_command("jobs", "worker", "--index", "5", "--workoff")
+
+
+def test_workoff_refuses_an_unknown_queue_and_runs_nothing():
+    from django.core.management.base import CommandError
+
+    later(jobs.send_email, ["a@b"])
+    with pytest.raises(CommandError, match=r"Queue 'emial' is not in .*did you mean 'email'"):
+        run("workoff", "--queue", "emial")
+    assert not Execution.objects.exists() and Job.objects.count() == 1
+
+
+def test_workoff_refuses_a_queue_no_worker_group_serves(settings):
+    from django.core.management.base import CommandError
+
+    settings.JOBS = {**settings.JOBS, "WORKERS": [{"QUEUE": "default"}]}
+    later(jobs.send_email, ["a@b"])
+    with pytest.raises(CommandError, match="No worker group .* serves queue 'email'"):
+        run("workoff", "--queue", "email")
+    assert Job.objects.count() == 1
+
+
+def test_new_refuses_an_unknown_queue():
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="Queue 'emial' is not in"):
+        run("new", "testapp", "Notify", "--queue", "emial")

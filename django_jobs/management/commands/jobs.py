@@ -19,6 +19,27 @@ VERBS = {
 }
 
 
+def _check_queue(queue: str | None) -> None:
+    """Refuse a ``--queue`` that is not configured, or that no worker group serves.
+
+    Without this a typo would select no worker group and the command would succeed having
+    done nothing.
+    """
+    from django_jobs.conf import jobs_settings
+    from django_jobs.exceptions import UnknownQueue
+
+    if queue is None:
+        return
+    settings = jobs_settings()
+    if queue not in settings.queues:
+        raise UnknownQueue(queue, settings.queues)
+    if settings.group_for_queue(queue) is None:
+        raise CommandError(
+            f"No worker group in settings.JOBS['WORKERS'] serves queue {queue!r}: "
+            "add it to a group's QUEUE (or use QUEUE '*')"
+        )
+
+
 class Command(BaseCommand):
     help = "Run and manage django_jobs workers. Verbs: " + ", ".join(VERBS)
 
@@ -71,6 +92,7 @@ class Command(BaseCommand):
     def do_workoff(self, queue=None, **_):
         from django_jobs.runtime.workoff import workoff
 
+        _check_queue(queue)
         progress = workoff(queue, stream=self.stderr._out)
         self.stdout.write(progress.summary())
 
