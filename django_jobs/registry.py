@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import functools
 import inspect
 from collections.abc import Callable
@@ -96,6 +97,11 @@ class JobDefinition(Generic[P, R]):
 
     def check_arguments(self, args: tuple | list, kwargs: dict[str, Any]) -> None:
         """Raise ``TypeError`` naming the job when the arguments do not fit the function."""
+        # bind() reports a missing argument before an unexpected keyword, so a misspelt
+        # keyword (page= for page_id) would be reported as the argument it was meant for.
+        unexpected = self._unexpected_keyword(kwargs)
+        if unexpected:
+            raise TypeError(f"arguments do not fit job {self.name}: {unexpected}")
         try:
             if self.takes_context:
                 self.signature.bind(None, *args, **kwargs)
@@ -103,6 +109,18 @@ class JobDefinition(Generic[P, R]):
                 self.signature.bind(*args, **kwargs)
         except TypeError as exc:
             raise TypeError(f"arguments do not fit job {self.name}: {exc}") from None
+
+    def _unexpected_keyword(self, kwargs: dict[str, Any]) -> str | None:
+        params = list(self.signature.parameters.values())[1 if self.takes_context else 0 :]
+        if any(p.kind is p.VAR_KEYWORD for p in params):
+            return None
+        accepted = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        for key in kwargs:
+            if key not in accepted:
+                close = difflib.get_close_matches(str(key), accepted, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                return f"got an unexpected keyword argument {key!r}{hint}"
+        return None
 
     def using(
         self,

@@ -43,16 +43,27 @@ def check_jobs_is_a_dict(app_configs=None, **kwargs) -> list[CheckMessage]:
 
 @register(TAG)
 def check_top_level_keys(app_configs=None, **kwargs) -> list[CheckMessage]:
+    raw = _raw()
+    return [_unknown_top_level_key(key, raw[key]) for key in raw if key not in conf.TOP_DEFAULTS]
+
+
+def _unknown_top_level_key(key: Any, value: Any) -> CheckMessage:
     valid = list(conf.TOP_DEFAULTS)
-    return [
-        _error(
+    if key in conf.WORKER_DEFAULTS:
+        # A worker-group key at the top would otherwise read as a typo to hunt for.
+        example = repr(value) if len(repr(value)) <= 40 else "..."
+        return _error(
             2,
-            f"settings.JOBS has an unknown key {key!r}.",
-            f"{_closest(key, valid)}Valid keys: {', '.join(valid)}.",
+            f"settings.JOBS has the key {key!r} at the top level: it belongs in a WORKERS "
+            "entry (a worker group), where it is read per group.",
+            f'Move it into each worker group it should apply to, e.g. "WORKERS": '
+            f'[{{"QUEUE": "*", "{key}": {example}}}]. Top-level keys: {", ".join(valid)}.',
         )
-        for key in _raw()
-        if key not in conf.TOP_DEFAULTS
-    ]
+    return _error(
+        2,
+        f"settings.JOBS has an unknown key {key!r}.",
+        f"{_closest(key, valid)}Valid keys: {', '.join(valid)}.",
+    )
 
 
 @register(TAG)

@@ -55,6 +55,15 @@ def test_e002_unknown_top_level_key_suggests_the_closest():
     assert "DATABASE, QUEUES, WORKERS, HEARTBEAT_TIMEOUT, PID_DIR, LOG_FILE" in message.hint
 
 
+def test_e002_a_worker_group_key_at_the_top_level_says_it_belongs_in_workers():
+    message = only(found(DELETE_SUCCESSFUL_JOBS=False), "django_jobs.E002")
+    assert "'DELETE_SUCCESSFUL_JOBS'" in message.msg
+    assert "belongs in a WORKERS entry" in message.msg
+    assert '"WORKERS": [{"QUEUE": "*", "DELETE_SUCCESSFUL_JOBS": False}]' in message.hint
+    message = only(found(MAX_ATTEMPTS=3), "django_jobs.E002")
+    assert "belongs in a WORKERS entry" in message.msg and '"MAX_ATTEMPTS": 3}]' in message.hint
+
+
 def test_e003_database_is_not_a_string():
     message = only(found(DATABASE=1), "django_jobs.E003")
     assert 'JOBS["DATABASE"]' in message.msg and "not 1" in message.msg

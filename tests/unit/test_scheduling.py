@@ -126,3 +126,34 @@ def test_settings_changes_are_picked_up():
     later(jobs.record, ["x"], queue="slow")
     with override_settings(JOBS={"QUEUES": ["default"]}), pytest.raises(UnknownQueue):
         later(jobs.record, ["x"], queue="slow")
+
+
+def test_an_unexpected_keyword_is_named_with_the_close_match():
+    from django_jobs import job
+
+    @job
+    def show_page(page_id):
+        pass
+
+    with pytest.raises(TypeError) as caught:
+        show_page.enqueue(page=4)
+    text = str(caught.value)
+    assert "unexpected keyword argument 'page' (did you mean 'page_id'?)" in text
+    assert "show_page" in text and "missing" not in text
+    with pytest.raises(TypeError, match=r"unexpected keyword argument 'colour'$"):
+        later_many(jobs.record, [["ok"], (["a"], {"colour": 1})])
+    assert Job.objects.count() == 0
+
+
+def test_keywords_pass_to_a_job_taking_var_keywords_and_context():
+    from django_jobs import job
+
+    @job(takes_context=True)
+    def flexible(context, a, **rest):
+        pass
+
+    assert later(flexible, [1], {"anything": 2}).kwargs == {"anything": 2}
+    # The context is given by the worker, never by the caller.
+    with pytest.raises(TypeError, match="unexpected keyword argument 'context'"):
+        later(jobs.with_context, [], {"context": None, "key": "k"})
+    assert Job.objects.count() == 1
