@@ -90,15 +90,65 @@ def _new_job(definition, args, kwargs, options: tuple[str, int, datetime]) -> Ne
         )
     definition.check_arguments(args, kwargs)
     queue, priority, run_at = options
+    # Scalars (nearly every argument) are stored as they are: only containers are walked.
+    arg_list = list(args)
+    for i, arg in enumerate(arg_list):
+        if type(arg) not in _SCALARS:
+            arg_list[i] = _as_stored(definition.name, f"argument {i}", arg, f"args[{i}]")
+    kwarg_dict = dict(kwargs)
+    for key, arg in kwarg_dict.items():
+        if type(arg) not in _SCALARS:
+            label = f"keyword argument {key!r}"
+            kwarg_dict[key] = _as_stored(definition.name, label, arg, f"kwargs[{key!r}]")
     return NewJob(
         name=definition.name,
-        args=_json(definition.name, args, "argument", list(args)),
-        kwargs=_json(definition.name, kwargs, "keyword argument", kwargs),
+        args=_json(definition.name, arg_list, "argument", arg_list),
+        kwargs=_json(definition.name, kwarg_dict, "keyword argument", kwarg_dict),
         queue=queue,
         priority=priority,
         run_at=run_at,
-        arg_list=list(args),
-        kwarg_dict=dict(kwargs),
+        arg_list=arg_list,
+        kwarg_dict=kwarg_dict,
+    )
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _as_stored(name: str, label: str, value: Any, path: str) -> Any:
+    """``value`` as the worker will get it back from JSON: tuples become lists.
+
+    A dict key that is not a string is refused rather than converted: JSON would turn
+    ``{1: "a"}`` into ``{"1": "a"}`` (and merge ``1`` with ``"1"``), so the job would look
+    up keys that are no longer there. Values JSON cannot hold are left for ``_json``
+    to report.
+    """
+    if isinstance(value, list | tuple):
+        return [
+            item if type(item) in _SCALARS else _as_stored(name, label, item, f"{path}[{i}]")
+            for i, item in enumerate(value)
+        ]
+    if isinstance(value, dict):
+        for key in value:
+            if not isinstance(key, str):
+                raise NotSerializable(_key_error(name, label, key, path))
+        return {
+            key: item
+            if type(item) in _SCALARS
+            else _as_stored(name, label, item, f"{path}[{key!r}]")
+            for key, item in value.items()
+        }
+    return value
+
+
+def _key_error(name: str, label: str, key: Any, path: str) -> str:
+    try:
+        as_json = f", so the job would get {next(iter(json.loads(_dumps({key: 0}))))!r} instead"
+    except (TypeError, ValueError):
+        as_json = ""
+    return (
+        f"{label} of job {name} has a dict key {key!r} ({type(key).__name__}) at {path}: "
+        f"JSON object keys are strings{as_json}. Use string keys"
     )
 
 

@@ -157,3 +157,43 @@ def test_keywords_pass_to_a_job_taking_var_keywords_and_context():
     with pytest.raises(TypeError, match="unexpected keyword argument 'context'"):
         later(jobs.with_context, [], {"context": None, "key": "k"})
     assert Job.objects.count() == 1
+
+
+def test_tuples_are_stored_as_lists_and_the_returned_job_holds_what_was_stored():
+    row = later(jobs.record, [("a", (1, 2))], {"sleep": {"nested": (3, [4, (5,)])}})
+    assert row.args == [["a", [1, 2]]]
+    assert row.kwargs == {"sleep": {"nested": [3, [4, [5]]]}}
+    stored = Job.objects.get(pk=row.pk)
+    assert (stored.args, stored.kwargs) == (row.args, row.kwargs)
+    many = later_many(jobs.record, [[(1,)], ([("x", "y")], {"sleep": (0,)})])
+    assert [(m.args, m.kwargs) for m in many] == [([[1]], {}), ([["x", "y"]], {"sleep": [0]})]
+    assert [(j.args, j.kwargs) for j in Job.objects.filter(pk__in=[m.pk for m in many])] == [
+        ([[1]], {}),
+        ([["x", "y"]], {"sleep": [0]}),
+    ]
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (
+            lambda: later(jobs.record, [{1: "a"}]),
+            r"argument 0 of job tests.testapp.jobs.record has a dict key 1 \(int\) at args\[0\]: "
+            r"JSON object keys are strings, so the job would get '1' instead",
+        ),
+        (
+            lambda: jobs.record.enqueue("k", sleep=[{"ok": {None: 1}}]),
+            r"keyword argument 'sleep' .* dict key None \(NoneType\) at "
+            r"kwargs\['sleep'\]\[0\]\['ok'\]: .* would get 'null'",
+        ),
+        (
+            lambda: later_many(jobs.record, [["fine"], [{("t",): 1}]]),
+            r"argument 0 .* dict key \('t',\) \(tuple\) at args\[0\]: JSON object keys are "
+            r"strings\. Use string keys",
+        ),
+    ],
+)
+def test_a_dict_key_that_is_not_a_string_is_refused_and_nothing_is_stored(call, match):
+    with pytest.raises(NotSerializable, match=match):
+        call()
+    assert Job.objects.count() == 0
