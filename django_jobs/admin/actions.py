@@ -20,6 +20,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from .. import operations
+from .display import breadcrumbs
 
 #: Jobs listed on a confirmation page; the rest are counted.
 SAMPLE = 20
@@ -131,6 +132,7 @@ def confirmation(
         "more": max(count - len(sample), 0),
         "hidden": hidden,
         "cancel_url": cancel_url,
+        **breadcrumbs(model_admin, action.label),
     }
     request.current_app = model_admin.admin_site.name
     return TemplateResponse(request, "admin/django_jobs/job/action_confirmation.html", context)

@@ -22,7 +22,7 @@ from ..conf import jobs_settings
 from ..models import Job
 from .actions import RETRY, confirmation
 from .charts import Series, hourly_bars
-from .display import duration
+from .display import breadcrumbs, duration
 
 #: Failed rows the failures page groups, newest first.
 FAILURES_SCANNED = 10_000
@@ -45,6 +45,7 @@ def _context(model_admin: admin.ModelAdmin, request: HttpRequest, title) -> dict
         "changelist_url": _url(model_admin, "changelist"),
         "dashboard_url": _url(model_admin, "dashboard"),
         "failures_url": _url(model_admin, "failures"),
+        **breadcrumbs(model_admin, title),
     }
 
 

@@ -6,11 +6,14 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
+import django
+from django.contrib import admin
 from django.template.defaultfilters import date as date_filter
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
-from django.utils.text import Truncator
+from django.utils.text import Truncator, capfirst
 from django.utils.timesince import timesince
 from django.utils.translation import gettext as _
 
@@ -20,6 +23,29 @@ from ..models import Job, JobStatus
 
 EMPTY = "-"  # the admin's own empty value
 ERROR_LINE_CHARS = 80
+
+#: Django 6.0 turned the admin's breadcrumbs from a ``<div>`` with ``›`` between links into
+#: an ``<ol>`` of ``<li>``, and styles only ``ol.breadcrumbs``: each version needs its own.
+BREADCRUMBS_AS_LIST = django.VERSION >= (6, 0)
+
+
+def breadcrumbs(model_admin: admin.ModelAdmin, current: Any) -> dict[str, Any]:
+    """Context for ``admin/django_jobs/breadcrumbs.html``: Home › Jobs app › Jobs › current."""
+    opts = model_admin.model._meta
+    site = model_admin.admin_site.name
+    crumbs = [
+        (reverse("admin:index", current_app=site), _("Home")),
+        (
+            reverse("admin:app_list", kwargs={"app_label": opts.app_label}, current_app=site),
+            opts.app_config.verbose_name,
+        ),
+        (
+            reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist", current_app=site),
+            capfirst(opts.verbose_name_plural),
+        ),
+        (None, current),
+    ]
+    return {"djj_breadcrumbs": crumbs, "djj_breadcrumbs_as_list": BREADCRUMBS_AS_LIST}
 
 
 def display_status(job: Job, now: datetime | None = None) -> tuple[str, str]:

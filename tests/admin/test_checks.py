@@ -30,9 +30,7 @@ def test_e070_rangefilter_missing_with_the_admin():
     assert django_jobs_ids(["admin"]) == ["django_jobs.E070"]
 
 
-@override_settings(
-    INSTALLED_APPS=[a for a in WITHOUT_RANGEFILTER if a != "django.contrib.admin"]
-)
+@override_settings(INSTALLED_APPS=[a for a in WITHOUT_RANGEFILTER if a != "django.contrib.admin"])
 def test_no_admin_no_rangefilter_needed():
     assert "django_jobs.E070" not in django_jobs_ids()
 
