@@ -150,11 +150,14 @@ class JobDefinition(Generic[P, R]):
 
     def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job:
         """Store a call of this job to run in a worker (``later`` with this job's options)."""
-        from .scheduling import later
+        # Imported here: calls imports the models, which cannot be imported before the
+        # app registry is ready, while this module may be (`from django_jobs import job`
+        # in an app's models module).
+        from .calls import store_call
 
         opts = self.options
-        return later(
-            self,
+        return store_call(
+            resolve(self),
             list(args),
             kwargs,
             queue=opts.queue,

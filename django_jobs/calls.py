@@ -1,0 +1,237 @@
+"""One call of a job, checked and then stored as a row.
+
+The path every way of enqueueing shares: ``later``, ``later_many`` (in
+:mod:`django_jobs.scheduling`) and ``JobDefinition.enqueue`` (in
+:mod:`django_jobs.registry`). It takes a resolved definition and never looks names up, so
+that the registry can use it without the two modules importing each other.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.db import connections, transaction
+from django.utils import timezone
+
+from . import clock
+from .conf import jobs_settings
+from .exceptions import NotSerializable, UnknownQueue
+from .models import Job
+from .storage import NewJob, get_storage
+
+if TYPE_CHECKING:
+    from .registry import JobDefinition
+
+_dumps = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
+
+
+def store_call(
+    definition: JobDefinition[Any, Any],
+    args: Sequence[Any] | None,
+    kwargs: dict[str, Any] | None,
+    *,
+    wait: float | timedelta | None = None,
+    wait_until: datetime | None = None,
+    queue: str | None = None,
+    priority: int | None = None,
+) -> Job:
+    """Check one call of a registered job and store it; see ``scheduling.later``."""
+    options = _options(definition, wait, wait_until, queue, priority)
+    return _store([_new_job(definition, args, kwargs, options)])[0]
+
+
+def store_calls(
+    definition: JobDefinition[Any, Any],
+    calls: Iterable[Sequence[Any] | tuple[Sequence[Any], dict[str, Any]]],
+    *,
+    wait: float | timedelta | None = None,
+    wait_until: datetime | None = None,
+    queue: str | None = None,
+    priority: int | None = None,
+) -> list[Job]:
+    """Check every call of a registered job, then store them; see ``scheduling.later_many``."""
+    options = _options(definition, wait, wait_until, queue, priority)
+    rows = []
+    for call in calls:
+        if isinstance(call, tuple) and len(call) == 2 and isinstance(call[1], dict):
+            args, kwargs = call
+        else:
+            args, kwargs = call, None
+        rows.append(_new_job(definition, args, kwargs, options))
+    return _store(rows)
+
+
+def _options(definition, wait, wait_until, queue, priority) -> tuple[str, int, datetime]:
+    """Queue, priority and run_at of a call, checked once for all its rows."""
+    queue = definition.queue if queue is None else queue
+    known = jobs_settings().queues
+    if queue not in known:
+        raise UnknownQueue(queue, known)
+    priority = definition.priority if priority is None else priority
+    if not isinstance(priority, int) or isinstance(priority, bool):
+        raise TypeError(f"priority must be an int, not {priority!r}")
+    return queue, priority, run_at_for(wait, wait_until)
+
+
+def _new_job(definition, args, kwargs, options: tuple[str, int, datetime]) -> NewJob:
+    args = [] if args is None else args
+    kwargs = {} if kwargs is None else kwargs
+    if not isinstance(args, list | tuple):
+        raise TypeError(f"args of job {definition.name} must be a list, not {type(args).__name__}")
+    if not isinstance(kwargs, dict):
+        raise TypeError(
+            f"kwargs of job {definition.name} must be a dict, not {type(kwargs).__name__}"
+        )
+    definition.check_arguments(args, kwargs)
+    queue, priority, run_at = options
+    # Scalars (nearly every argument) are stored as they are: only containers are walked.
+    arg_list = list(args)
+    for i, arg in enumerate(arg_list):
+        if type(arg) not in _SCALARS:
+            arg_list[i] = _as_stored(definition.name, f"argument {i}", arg, f"args[{i}]")
+    kwarg_dict = dict(kwargs)
+    for key, arg in kwarg_dict.items():
+        if type(arg) not in _SCALARS:
+            label = f"keyword argument {key!r}"
+            kwarg_dict[key] = _as_stored(definition.name, label, arg, f"kwargs[{key!r}]")
+    return NewJob(
+        name=definition.name,
+        args=_json(definition.name, arg_list, "argument", arg_list),
+        kwargs=_json(definition.name, kwarg_dict, "keyword argument", kwarg_dict),
+        queue=queue,
+        priority=priority,
+        run_at=run_at,
+        arg_list=arg_list,
+        kwarg_dict=kwarg_dict,
+    )
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _as_stored(name: str, label: str, value: Any, path: str) -> Any:
+    """``value`` as the worker will get it back from JSON: tuples become lists.
+
+    A dict key that is not a string is refused rather than converted: JSON would turn
+    ``{1: "a"}`` into ``{"1": "a"}`` (and merge ``1`` with ``"1"``), so the job would look
+    up keys that are no longer there. Values JSON cannot hold are left for ``_json``
+    to report.
+    """
+    if isinstance(value, list | tuple):
+        return [
+            item if type(item) in _SCALARS else _as_stored(name, label, item, f"{path}[{i}]")
+            for i, item in enumerate(value)
+        ]
+    if isinstance(value, dict):
+        for key in value:
+            if not isinstance(key, str):
+                raise NotSerializable(_key_error(name, label, key, path))
+        return {
+            key: item
+            if type(item) in _SCALARS
+            else _as_stored(name, label, item, f"{path}[{key!r}]")
+            for key, item in value.items()
+        }
+    return value
+
+
+def _key_error(name: str, label: str, key: Any, path: str) -> str:
+    try:
+        as_json = f", so the job would get {next(iter(json.loads(_dumps({key: 0}))))!r} instead"
+    except (TypeError, ValueError):
+        as_json = ""
+    return (
+        f"{label} of job {name} has a dict key {key!r} ({type(key).__name__}) at {path}: "
+        f"JSON object keys are strings{as_json}. Use string keys"
+    )
+
+
+def run_at_for(wait: float | timedelta | None, wait_until: datetime | None) -> datetime:
+    """When a job scheduled with ``wait`` or ``wait_until`` becomes due."""
+    now = clock.now()
+    if wait is not None and wait_until is not None:
+        raise ValueError("pass wait or wait_until, not both")
+    if wait is not None:
+        if isinstance(wait, bool) or not isinstance(wait, int | float | timedelta):
+            raise TypeError(f"wait must be seconds or a timedelta, not {wait!r}")
+        return now + (wait if isinstance(wait, timedelta) else timedelta(seconds=wait))
+    if wait_until is not None:
+        if not isinstance(wait_until, datetime):
+            raise TypeError(f"wait_until must be a datetime, not {wait_until!r}")
+        if settings.USE_TZ and timezone.is_naive(wait_until):
+            raise ValueError(
+                "wait_until is a naive datetime while USE_TZ is True: "
+                "pass an aware datetime (e.g. django.utils.timezone.now() + timedelta(...))"
+            )
+        return clock.stored(wait_until)
+    return now
+
+
+def _json(name: str, value: Any, kind: str, items: Any) -> str:
+    try:
+        return _dumps(value)
+    except (TypeError, ValueError):
+        pass
+    pairs = enumerate(items) if isinstance(items, list) else items.items()
+    for key, item in pairs:
+        try:
+            _dumps(item)
+        except (TypeError, ValueError) as exc:
+            raise NotSerializable(
+                f"{kind} {key!r} of job {name} is not JSON-serialisable: "
+                f"{type(item).__name__} ({exc}). Pass ids and plain values, not objects"
+            ) from None
+    raise NotSerializable(f"the {kind}s of job {name} are not JSON-serialisable")
+
+
+def _store(rows: list[NewJob]) -> list[Job]:
+    alias = jobs_settings().database
+    now = clock.now()
+    jobs = [_instance(row, alias, now) for row in rows]
+    other = _other_transaction(alias)
+    if other is not None:
+        transaction.on_commit(lambda: _insert(alias, rows, jobs), using=other)
+    else:
+        _insert(alias, rows, jobs)
+    return jobs
+
+
+def _instance(row: NewJob, alias: str, now: datetime) -> Job:
+    # Positional construction, as Django builds rows read from the database: the keyword
+    # form costs more than the INSERT's Python side on the one-call-per-job path.
+    job = Job(
+        None, row.name, row.arg_list, row.kwarg_dict, row.queue, row.priority, 0,
+        row.run_at, None, None, "", None, None, None, "", now, now,
+    )  # fmt: skip
+    job._state.db = alias
+    return job
+
+
+def _other_transaction(alias: str) -> str | None:
+    """The alias of an open transaction when the jobs database has none, else None."""
+    if connections[alias].in_atomic_block:
+        return None
+    for conn in connections.all(initialized_only=True):
+        if conn.in_atomic_block:
+            return conn.alias
+    return None
+
+
+def _insert(alias: str, rows: list[NewJob], jobs: list[Job]) -> None:
+    storage = get_storage(alias)
+    now = jobs[0].created_at if jobs else clock.now()
+    # Several INSERT statements must stand or fall together: nothing half-stored.
+    with storage.atomic_if(len(rows) > 1000):
+        _insert_chunks(storage, alias, rows, jobs, now)
+
+
+def _insert_chunks(storage, alias: str, rows: list[NewJob], jobs: list[Job], now) -> None:
+    for start in range(0, len(rows), 1000):
+        ids = storage.insert(rows[start : start + 1000], now)
+        for job, job_id in zip(jobs[start : start + 1000], ids, strict=True):
+            job.pk = job_id
+            job._state.adding = False
