@@ -1,4 +1,10 @@
-"""``jobs status``: the supervisor, every worker process with what it runs, every queue."""
+"""``jobs status``: what runs (live workers by host and group), the supervisor, every worker
+process with what it runs, every queue.
+
+It leads with the worker table's live rows rather than this host's pid file: workers
+under ``jobs work`` in the foreground, a process manager or another host have no detached
+supervisor here, and "no supervisor" first would read as "nothing is running".
+"""
 
 from __future__ import annotations
 
@@ -44,13 +50,66 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, cells)])
 
 
-def _supervisor_line() -> str:
+def _supervisor_line(live_here: list[Worker]) -> str:
     from .daemon import pid_file, running_pid
 
     pid = running_pid()
     if pid:
-        return f"Supervisor: running on this host (pid {pid}, pid file {pid_file()})"
-    return "Supervisor: no detached supervisor on this host (jobs start); `jobs work` may run"
+        return f"Supervisor: running on this host (pid {pid}, pid file {pid_file()}), detached"
+    text = "Supervisor: no detached one on this host (`jobs start` starts one)"
+    if not live_here:
+        return text
+    parents = sorted({_parent_pid(w.pid) for w in live_here} - {None, 1})
+    under = f" under pid {', '.join(map(str, parents))}" if parents else ""
+    return (
+        f"{text}; the {len(live_here)} live worker(s) on this host run{under} "
+        "(`jobs work` in the foreground, or a process manager)"
+    )
+
+
+def _parent_pid(pid: int) -> int | None:
+    """The parent of a process on this host (Linux /proc), or None where it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return int(stat.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def running_summary(workers: list[Worker], held: dict[str, list[Job]], now: datetime) -> str:
+    """Live workers counted by host and group, with how many of them run a job now."""
+    from .heartbeat import HOST
+
+    timeout = jobs_settings().heartbeat_timeout
+    live = [w for w in workers if _is_live(w, now)]
+    if not live:
+        text = f"Running: no live worker (none has sent a heartbeat in the last {timeout:g} s)"
+        if workers:
+            text += f"; {len(workers)} registered worker row(s) are stale or dead (below)"
+        return text
+    counts: dict[tuple[str, int, str], list[int]] = defaultdict(lambda: [0, 0, 0])
+    for worker in live:
+        entry = counts[(worker.host, worker.group, worker.queues)]
+        entry[0] += 1
+        entry[1] += bool(held.get(worker.identity))
+        entry[2] += len(held.get(worker.identity, ()))
+    hosts = {w.host for w in live}
+    jobs_now = sum(entry[2] for entry in counts.values())
+    rows = [
+        [host + (" (this host)" if host == HOST else ""), group, queues, n, busy, running]
+        for (host, group, queues), (n, busy, running) in sorted(counts.items())
+    ]
+    headline = (
+        f"Running: {len(live)} live worker(s) on {len(hosts)} host(s), "
+        f"{jobs_now} job(s) running now"
+    )
+    headers = ["HOST", "GROUP", "QUEUES", "LIVE", "BUSY", "JOBS"]
+    return headline + "\n" + table(headers, rows)
+
+
+def _is_live(worker: Worker, now: datetime) -> bool:
+    cutoff = now - timedelta(seconds=jobs_settings().heartbeat_timeout)
+    return _alive(worker, worker.heartbeat_at >= cutoff) == "yes"
 
 
 def _alive(row: Worker, fresh: bool) -> str:
@@ -72,9 +131,9 @@ def _job_text(job: Job, now: datetime) -> str:
     return text
 
 
-def workers_table(now: datetime) -> str:
-    settings = jobs_settings()
-    alias = settings.database
+def _load() -> tuple[list[Worker], dict[str, list[Job]]]:
+    """Every registered worker, and the running jobs by the identity that holds them."""
+    alias = jobs_settings().database
     workers = list(Worker.objects.using(alias).order_by("group", "identity"))
     held: dict[str, list[Job]] = defaultdict(list)
     running = (
@@ -85,6 +144,12 @@ def workers_table(now: datetime) -> str:
     )
     for job in running:
         held[job.locked_by or ""].append(job)
+    return workers, held
+
+
+def workers_table(now: datetime, workers: list[Worker], held: dict[str, list[Job]]) -> str:
+    settings = jobs_settings()
+    held = {identity: list(jobs) for identity, jobs in held.items()}
     cutoff = now - timedelta(seconds=settings.heartbeat_timeout)
     rows = []
     for worker in workers:
@@ -125,9 +190,18 @@ def queues_table(now: datetime) -> str:
 
 
 def render_status() -> str:
+    from .heartbeat import HOST
+
     now = clock.now()
     try:
-        tables = [workers_table(now), queues_table(now)]
+        workers, held = _load()
+        live_here = [w for w in workers if w.host == HOST and _is_live(w, now)]
+        parts = [
+            running_summary(workers, held, now),
+            _supervisor_line(live_here),
+            workers_table(now, workers, held),
+            queues_table(now),
+        ]
     except (DatabaseError, InterfaceError) as exc:
-        tables = [f"The jobs database is unreachable: {exc}"]
-    return "\n\n".join([_supervisor_line(), *tables]) + "\n"
+        parts = [f"The jobs database is unreachable: {exc}", _supervisor_line([])]
+    return "\n\n".join(parts) + "\n"
