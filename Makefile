@@ -24,7 +24,7 @@ DEV_REQS := -e .[dev] \
 	$(if $(findstring mysql,$(DBS)),mysqlclient) \
 	$(DJANGO)
 
-.PHONY: help venv install dev example test lint format docs migrations-check bench-smoke browser clean
+.PHONY: help venv install dev example test lint format docs migrations-check bench-smoke browser install-check clean
 
 help:
 	@echo "make example           run the example project's demo (creates $(VENV))"
@@ -34,6 +34,7 @@ help:
 	@echo "make migrations-check  fail when a model change has no migration"
 	@echo "make bench-smoke       a short benchmark run"
 	@echo "make browser           admin tests in headless Chromium (sqlite)"
+	@echo "make install-check     the README's install steps on a fresh venv, from the wheel"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -91,6 +92,10 @@ bench-smoke: dev
 
 browser: dev
 	DJANGO_JOBS_DB=sqlite $(PY) -m pytest -m browser $(PYTEST_ARGS)
+
+# Needs no venv of its own: it builds the wheel and installs it into a new one.
+install-check:
+	.ci/install-check $(PYTHON)
 
 clean:
 	rm -rf docs/_build example_project/db.sqlite3* example_project/outbox
