@@ -84,11 +84,21 @@ class JobsSettings:
         return max(0.05, min(10.0, self.heartbeat_timeout / 6))
 
     def group_for_queue(self, queue: str) -> WorkerGroup | None:
-        """The first worker group that serves ``queue`` (it decides attempts and runtime)."""
-        for group in self.workers:
-            if group.serves(queue):
-                return group
-        return None
+        """The worker group whose policy applies to ``queue``'s jobs, wherever they run.
+
+        The one rule, used by workers, recovery, ``run_jobs`` and the admin alike: the
+        first group that names the queue, else the first ``"*"`` group (None: no group
+        serves it). Its ``MAX_ATTEMPTS`` and ``DELETE_*`` apply even when a job of the
+        queue runs in another group that also serves it.
+        """
+        named = [g for g in self.workers if g.queues is not None and queue in g.queues]
+        if named:
+            return named[0]
+        return next((g for g in self.workers if g.queues is None), None)
+
+    def policy_for(self, queue: str) -> WorkerGroup:
+        """``group_for_queue``, or the default options for a queue no group serves."""
+        return self.group_for_queue(queue) or WorkerGroup(index=0, queues=None)
 
 
 def raw_settings() -> dict[str, Any]:

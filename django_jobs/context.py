@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, wait
 from dataclasses import dataclass, field
 
 
@@ -18,7 +20,8 @@ class JobContext:
     #: monotonic time at which the job's timeout expires (None: no timeout)
     deadline: float | None = None
     stopping: threading.Event = field(default_factory=threading.Event)
-    report: Callable[[int, str], None] | None = None
+    #: Submits a progress write; returns its future (see django_jobs.progress).
+    report: Callable[[int, str], Future | None] | None = None
 
     #: ``should_stop()`` turns true this many seconds before the timeout.
     TIMEOUT_MARGIN = 1.0
@@ -34,8 +37,31 @@ class JobContext:
             return True
         return self.deadline is not None and time.monotonic() >= self.deadline - self.TIMEOUT_MARGIN
 
+    #: The longest ``progress()`` waits for its write.
+    PROGRESS_WAIT = 5.0
+
+    def _report(self, percent: int, message: str) -> Future | None:
+        if self.report is None:
+            return None
+        return self.report(max(0, min(100, int(percent))), str(message)[:255])
+
     def progress(self, percent: int, message: str = "") -> None:
-        """Store progress (0–100 and a short message) on the job's row for status and admin."""
-        percent = max(0, min(100, int(percent)))
-        if self.report is not None:
-            self.report(percent, str(message)[:255])
+        """Store progress (0–100 and a short message) on the job's row for status and admin.
+
+        Written at once on a connection of its own: visible while the job runs, kept if
+        the job's own transaction rolls back. Safe from threads and from ``async def``
+        jobs, where it does not block the event loop (``await aprogress()`` waits).
+        """
+        future = self._report(percent, message)
+        if future is None:
+            return
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # not on an event loop: wait, so the write is visible now
+            wait([future], timeout=self.PROGRESS_WAIT)
+
+    async def aprogress(self, percent: int, message: str = "") -> None:
+        """``progress()`` for ``async def`` jobs: waits for the write without blocking."""
+        future = self._report(percent, message)
+        if future is not None:
+            await asyncio.wait_for(asyncio.wrap_future(future), self.PROGRESS_WAIT)

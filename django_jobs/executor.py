@@ -8,13 +8,14 @@ import logging
 import time
 import traceback
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from django.db import connections
 
 from . import clock, registry
 from .backoff import attempts_spent, next_run_at
-from .conf import WorkerGroup
+from .conf import jobs_settings
 from .context import JobContext
 from .exceptions import JobNotRegistered
 from .storage import OUTCOME_FAILED, OUTCOME_RETRY, OUTCOME_SUCCEEDED, ClaimedJob, Outcome
@@ -29,14 +30,20 @@ class Interrupted(BaseException):
 class Call:
     """A claimed job made ready to run: its definition, arguments and context."""
 
-    __slots__ = ("claimed", "definition", "args", "kwargs", "context", "problem", "started")
+    __slots__ = (
+        "claimed", "definition", "args", "kwargs", "context", "problem",
+        "claimed_at", "started", "started_at",
+    )  # fmt: skip
 
     def __init__(self, claimed: ClaimedJob, context_factory: Callable[..., JobContext]):
         self.claimed = claimed
         self.definition = None
         self.context = None
         self.problem: str | None = None
+        #: monotonic times of the claim and the start; wall-clock start (the one clock)
+        self.claimed_at = 0.0
         self.started = 0.0
+        self.started_at: datetime | None = None
         self.args: list[Any] = []
         self.kwargs: dict[str, Any] = {}
         try:
@@ -73,7 +80,6 @@ class Call:
 
 def run_sync(call: Call) -> BaseException | None:
     """Run a sync job in this thread; the exception it raised, or None."""
-    call.started = time.monotonic()
     if call.problem is not None:
         return None
     try:
@@ -94,12 +100,13 @@ def run_sync(call: Call) -> BaseException | None:
 
 
 async def run_async(call: Call) -> BaseException | None:
-    call.started = time.monotonic()
     if call.problem is not None:
         return None
     try:
         await call.definition.func(*call.args, **call.kwargs)
-    except Exception as exc:
+    except BaseException as exc:
+        # CancelledError raised by the job (or anything else) is the job's error: the
+        # worker never cancels a job's task, so it cannot be a request to stop.
         return exc
     return None
 
@@ -108,7 +115,7 @@ async def _await(awaitable: Any) -> Any:
     return await awaitable
 
 
-def outcome_of(call: Call, error: BaseException | None, group: WorkerGroup) -> Outcome:
+def outcome_of(call: Call, error: BaseException | None) -> Outcome:
     """Turn a finished call into the outcome to record, and log it."""
     claimed = call.claimed
     elapsed_ms = (time.monotonic() - call.started) * 1000
@@ -117,22 +124,23 @@ def outcome_of(call: Call, error: BaseException | None, group: WorkerGroup) -> O
             logger.info(
                 "[jobs] [%s] job %s succeeded in %dms", claimed.name, claimed.id, elapsed_ms
             )
-        return Outcome(claimed, OUTCOME_SUCCEEDED)
+        return Outcome(claimed, OUTCOME_SUCCEEDED, started_at=call.started_at)
     if call.problem is not None:
         text, summary = call.problem, call.problem
     else:
         text = "".join(traceback.format_exception(error))
         # The first line of "Type: message": multi-line messages (psycopg's) read best so.
         summary = traceback.format_exception_only(error)[0].strip().splitlines()[0]
-    return errored(
-        claimed, text, group, definition=call.definition, elapsed_ms=elapsed_ms, summary=summary
+    outcome = errored(
+        claimed, text, definition=call.definition, elapsed_ms=elapsed_ms, summary=summary
     )
+    outcome.started_at = call.started_at
+    return outcome
 
 
 def errored(
     claimed: ClaimedJob,
     text: str,
-    group: WorkerGroup,
     definition: Any = None,
     elapsed_ms: float | None = None,
     summary: str | None = None,
@@ -140,7 +148,9 @@ def errored(
     """An errored attempt: retried with back-off, or failed once attempts are spent."""
     if definition is None:
         definition = registry.all_jobs().get(claimed.name)
-    max_attempts = (definition and definition.max_attempts) or group.max_attempts
+    max_attempts = (definition and definition.max_attempts) or jobs_settings().policy_for(
+        claimed.queue
+    ).max_attempts
     if summary is None:
         summary = text.strip().splitlines()[-1] if text.strip() else "error"
     took = f" after {elapsed_ms:.0f}ms" if elapsed_ms is not None else ""

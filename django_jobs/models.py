@@ -58,6 +58,14 @@ class Job(models.Model):
     run_at = models.DateTimeField(_("run at"), null=True, blank=True)
     locked_at = models.DateTimeField(_("locked at"), null=True, blank=True)
     locked_by = models.CharField(_("locked by"), max_length=255, null=True, blank=True)
+    #: Written by each claim, unique to it: every write that ends or gives back a claim
+    #: is guarded by it, so a late writer (a frozen or cut-off worker) changes nothing.
+    claim_token = models.BigIntegerField(_("claim token"), null=True, blank=True, editable=False)
+    #: When the current (or last) attempt began to run; NULL while a claimed job waits.
+    started_at = models.DateTimeField(_("started at"), null=True, blank=True)
+    #: The running attempt's own deadline (start + its timeout): past it plus a grace, a
+    #: job may be taken from a worker that failed to stop it.
+    expires_at = models.DateTimeField(_("deadline"), null=True, blank=True)
     last_error = models.TextField(_("last error"), blank=True, default="")
     failed_at = models.DateTimeField(_("failed at"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)

@@ -27,7 +27,7 @@ from django.db import DatabaseError, connections, transaction
 from django.db.models import Max, QuerySet
 
 from . import clock
-from .conf import WorkerGroup, jobs_settings
+from .conf import jobs_settings
 from .context import JobContext
 from .exceptions import UnknownQueue
 from .executor import Call, outcome_of
@@ -159,36 +159,27 @@ class _Runner:
         self.settings = settings
         self.identity = f"testing-{os.getpid()}-{threading.get_ident()}"
 
-    def group_for(self, queue: str) -> WorkerGroup:
-        # A queue no group serves (check W041) runs with the default group options.
-        return self.settings.group_for_queue(queue) or WorkerGroup(index=0, queues=None)
-
     def context(self, claimed: ClaimedJob, definition: JobDefinition) -> JobContext:
-        storage, identity = self.storage, self.identity
+        storage = self.storage
+
+        def report(percent: int, message: str) -> None:
+            # On the test's connection (a worker uses one of its own): a test's
+            # transaction would hide the row from any other connection.
+            storage.set_progress(claimed, percent, message)
+
         return JobContext(
-            job_id=claimed.id,
-            name=claimed.name,
-            attempt=claimed.attempts,
-            report=lambda percent, message: storage.set_progress(
-                identity, claimed.id, percent, message
-            ),
+            job_id=claimed.id, name=claimed.name, attempt=claimed.attempts, report=report
         )
 
     def perform(self, claimed: ClaimedJob, result: RunResult) -> None:
-        group = self.group_for(claimed.queue)
         call = Call(claimed, self.context)
         call.started = time.monotonic()
+        call.started_at = clock.now()
         if call.context is not None and call.timeout:
             call.context.deadline = call.started + call.timeout
         error = None if call.problem is not None else _invoke(call)
-        outcome = outcome_of(call, error, group)
-        self.storage.record(
-            self.identity,
-            [outcome],
-            clock.now(),
-            keep_succeeded=not group.delete_successful_jobs,
-            delete_failed=group.delete_failed_jobs,
-        )
+        outcome = outcome_of(call, error)
+        self.storage.record([outcome], clock.now())
         if outcome.kind == OUTCOME_RETRY:
             result.retried += 1
         elif outcome.kind == OUTCOME_FAILED:

@@ -231,10 +231,7 @@ def _release_jobs_of(pids: set[int]) -> None:
     try:
         rows = Worker.objects.using(alias).filter(host=HOST, pid__in=list(pids))
         for row in rows:
-            recover_worker_jobs(
-                row.identity,
-                f"worker {row.identity} died while running this job (killed by jobs stop --force)",
-            )
+            recover_worker_jobs(row.identity, "killed by jobs stop --force")
             row.delete()
     except (DatabaseError, InterfaceError):
         pass  # the lifeline recovers them once their heartbeats are stale

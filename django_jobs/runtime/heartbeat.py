@@ -10,12 +10,13 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 
-from django.db import DatabaseError, InterfaceError, connections, transaction
+from django.db import DatabaseError, InterfaceError, connections
 
 from .. import clock
 from ..conf import WorkerGroup, jobs_settings
 from ..exceptions import WorkerIdentityInUse
 from ..models import Worker
+from ..storage import bound_lock_waits, get_storage
 
 logger = logging.getLogger("django_jobs.worker")
 
@@ -53,7 +54,7 @@ def register(identity: str, group: WorkerGroup) -> Worker:
     alias = jobs_settings().database
     now = clock.now()
     fresh = now - timedelta(seconds=jobs_settings().heartbeat_timeout)
-    with transaction.atomic(using=alias):
+    with get_storage().write_transaction():
         row = Worker.objects.using(alias).select_for_update().filter(identity=identity).first()
         if row is not None and row.pid != os.getpid() and row.heartbeat_at >= fresh:
             if row.host != HOST or process_alive(row.pid):
@@ -66,7 +67,8 @@ def register(identity: str, group: WorkerGroup) -> Worker:
             identity=identity, host=HOST, pid=os.getpid(), group=group.index,
             queues=group.queue_label, started_at=now, heartbeat_at=now,
         )  # fmt: skip
-    recover_worker_jobs(identity, f"worker {identity} died while running this job")
+    # Before the first claim: everything this identity holds is a previous process's.
+    recover_worker_jobs(identity)
     return row
 
 
@@ -110,6 +112,7 @@ class HeartbeatThread(threading.Thread):
     def run(self) -> None:
         from .lifeline import recover
 
+        bound_lock_waits()
         interval = jobs_settings().heartbeat_interval
         timeout = jobs_settings().heartbeat_timeout
         beats = 0
@@ -128,7 +131,7 @@ class HeartbeatThread(threading.Thread):
                         beats % self.LIFELINE_EVERY == 0
                         and time.monotonic() - reachable_since >= timeout
                     ):
-                        recover(self.group)
+                        recover()
                 except (DatabaseError, InterfaceError) as exc:
                     reachable_since = None
                     logger.warning("heartbeat of %s failed: %s", self.identity, exc)

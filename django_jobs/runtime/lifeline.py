@@ -1,90 +1,100 @@
-"""Recover jobs whose worker died: stale heartbeats first, MAX_RUNTIME as the last resort.
+"""Recovery: jobs whose worker died, and jobs past their own deadline.
 
-A recovered job counts as an errored attempt (its attempt was spent by the claim): it is
-retried with back-off, or failed when its attempts are spent. Every write is guarded by
-the dead worker's identity, so two lifelines racing recover a job once, and a worker that
-was only presumed dead cannot overwrite the row later.
+The one liveness rule: a job is taken from its worker only when
+
+* that worker is dead: no worker row with a heartbeat newer than ``HEARTBEAT_TIMEOUT``
+  (one query for all live workers, not one per row); or
+* the job's own deadline (its timeout counted from when it started, written by the
+  worker that runs it) passed more than ``HEARTBEAT_TIMEOUT`` ago: its worker's watchdog
+  should have stopped it and did not.
+
+A group's ``MAX_RUNTIME`` never takes a job from a live worker: it is only the timeout the
+worker applies to jobs without one of their own.
+
+What happens to a recovered job depends on whether it had started (``started_at``): a
+started job is charged an errored attempt ("worker X died while running this job") and
+retried with back-off or failed; a job that was claimed but never started is given back
+at once, unspent, with no error. Every write is guarded by the row's claim token.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from datetime import timedelta
 
-from django.db.models import Q
-
 from .. import clock
-from ..conf import WorkerGroup, jobs_settings
+from ..conf import jobs_settings
 from ..executor import errored
-from ..models import Job, Worker
-from ..storage import ClaimedJob, get_storage
+from ..models import Worker
+from ..storage import HeldRow, Outcome, get_storage
 
 logger = logging.getLogger("django_jobs.lifeline")
 
+#: Rows one recovery pass looks at; passes repeat while they find a full batch.
 BATCH = 200
 
 
-def recover(group: WorkerGroup) -> int:
-    """One lifeline pass from a live worker of ``group``; returns jobs recovered."""
+def recover() -> int:
+    """One recovery pass over every queue; returns how many jobs it recovered."""
     settings = jobs_settings()
-    alias = settings.database
+    storage = get_storage()
     now = clock.now()
-    cutoff = now - timedelta(seconds=settings.heartbeat_timeout)
-    live = Worker.objects.using(alias).filter(heartbeat_at__gte=cutoff).values("identity")
-    dead_owner = Q(locked_at__lt=cutoff) & ~Q(locked_by__in=live)
-    # The seed's rule, kept as the last resort: locked for longer than MAX_RUNTIME.
-    overdue = Q(locked_at__lt=now - timedelta(seconds=group.max_runtime))
-    if group.queues is not None:
-        overdue &= Q(queue__in=group.queues)
-    rows = list(
-        Job.objects.using(alias)
-        .filter(locked_at__isnull=False)
-        .filter(dead_owner | overdue)
-        .order_by("locked_at")[:BATCH]
-    )
-    recovered = 0
-    for row in rows:
-        if row.locked_at < cutoff and not _is_live(alias, row.locked_by, cutoff):
-            reason = f"worker {row.locked_by} died while running this job"
-        else:
-            reason = (
-                f"JobTimeout: locked by {row.locked_by} for longer than MAX_RUNTIME "
-                f"({group.max_runtime:g} s); presumed stuck"
-            )
-        recovered += _recover_row(row, reason)
-    Worker.objects.using(alias).filter(heartbeat_at__lt=cutoff).delete()
+    timeout = timedelta(seconds=settings.heartbeat_timeout)
+    cutoff = now - timeout
+    workers = Worker.objects.using(storage.alias)
+    with storage.write_transaction():
+        live = list(workers.filter(heartbeat_at__gte=cutoff).values_list("identity", flat=True))
+        rows = storage.recoverable(live, cutoff, now - timeout, BATCH)
+        recovered = settle(rows, set(live))
+    workers.filter(heartbeat_at__lt=cutoff).delete()
     return recovered
 
 
-def _is_live(alias: str, identity: str | None, cutoff) -> bool:
-    return Worker.objects.using(alias).filter(identity=identity, heartbeat_at__gte=cutoff).exists()
+def recover_all() -> int:
+    """Recovery passes until nothing is left to recover (``jobs workoff``)."""
+    total = 0
+    while True:
+        recovered = recover()
+        total += recovered
+        if recovered < BATCH:
+            return total
 
 
-def recover_worker_jobs(identity: str, reason: str) -> int:
-    """Recover every job still locked by ``identity`` (a worker known to be gone)."""
-    # locked_at IS NOT NULL lets the partial locked-rows index serve this at every worker
-    # start; locked_by alone has no index and would scan the whole table.
-    rows = Job.objects.using(jobs_settings().database).filter(
-        locked_at__isnull=False, locked_by=identity
-    )
-    return sum(_recover_row(row, reason) for row in rows)
+def recover_worker_jobs(identity: str, how: str = "") -> int:
+    """Recover every job still held by ``identity``, a worker known to be gone."""
+    return settle(get_storage().held_by(identity), set(), how)
 
 
-def _recover_row(row: Job, reason: str) -> int:
-    settings = jobs_settings()
-    group = settings.group_for_queue(row.queue) or settings.workers[0]
-    claimed = ClaimedJob(
-        row.pk, row.name, row.args, row.kwargs, row.queue, row.priority, row.attempts,
-        row.run_at,
-    )  # fmt: skip
-    outcome = errored(claimed, reason, group)
-    changed = get_storage().record(
-        row.locked_by or "",
-        [outcome],
-        clock.now(),
-        keep_succeeded=not group.delete_successful_jobs,
-        delete_failed=group.delete_failed_jobs,
-    )
-    if changed:
-        logger.warning("[jobs] [%s] job %s recovered: %s", row.name, row.pk, reason)
-    return changed
+def settle(rows: Iterable[HeldRow], live: set[str], how: str = "") -> int:
+    """Give back the rows that never started; charge the started ones an attempt."""
+    unstarted, outcomes = [], []
+    for row in rows:
+        if row.started_at is None:
+            unstarted.append(row.job)
+            continue
+        if row.locked_by in live:
+            reason = (
+                f"JobTimeout: still running past its deadline ({row.expires_at:%Y-%m-%d %H:%M:%S}"
+                f" UTC) plus {jobs_settings().heartbeat_timeout:g} s; worker {row.locked_by} did"
+                " not stop it, so it was taken away and may still be running there"
+            )
+        else:
+            reason = f"worker {row.locked_by} died while running this job"
+            if how:
+                reason += f" ({how})"
+        outcome: Outcome = errored(row.job, reason)
+        outcome.started_at = row.started_at
+        outcomes.append(outcome)
+    storage = get_storage()
+    now = clock.now()
+    given_back = storage.release(unstarted, now) if unstarted else 0
+    charged = storage.record(outcomes, now) if outcomes else 0
+    if given_back:
+        logger.info("[jobs] gave back %s job(s) a dead worker held but never started", given_back)
+    for outcome in outcomes:
+        logger.warning(
+            "[jobs] [%s] job %s recovered: %s",
+            outcome.job.name, outcome.job.id, outcome.error.splitlines()[0],
+        )  # fmt: skip
+    return given_back + charged

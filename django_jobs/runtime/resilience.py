@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import random
 import select
 from collections.abc import Callable
 from typing import TypeVar
@@ -10,13 +11,22 @@ from typing import TypeVar
 from django.db import DatabaseError, InterfaceError, connections
 
 from ..executor import tidy_connections
+from ..storage.base import drain
 
 logger = logging.getLogger("django_jobs.worker")
 
 T = TypeVar("T")
 
-#: The longest back-off between attempts to reach a database that went away.
+#: The first and the longest back-off between attempts to reach a database that went away.
+DB_BACKOFF_BASE = 0.25
 MAX_DB_BACKOFF = 10.0
+
+
+def backoff_delay(failures: int, base: float = DB_BACKOFF_BASE) -> float:
+    """Exponential, capped before it is computed (no overflow however long the outage),
+    with jitter so that workers that lost the database together do not return together."""
+    ceiling = min(MAX_DB_BACKOFF, base * 2 ** min(failures, 16))
+    return ceiling / 2 + random.random() * ceiling / 2
 
 
 class DatabaseRetry:
@@ -29,6 +39,7 @@ class DatabaseRetry:
         self.identity = identity
         self.wake_fd = wake_fd
         self.stopping_now = stopping_now
+        self.base = DB_BACKOFF_BASE
 
     def run(self, action: Callable[[], T], attempts: int | None = None) -> T | None:
         """Run ``action``; None when it gave up after ``attempts`` (None: keep trying)."""
@@ -50,7 +61,7 @@ class DatabaseRetry:
 
     def down(self, exc: Exception, failures: int) -> None:
         """Log, drop broken connections, and wait before the next try."""
-        delay = min(MAX_DB_BACKOFF, 0.25 * 2**failures)
+        delay = backoff_delay(failures, self.base)
         logger.warning(
             "[jobs] %s: database error (%s); retrying in %.1fs", self.identity, exc, delay
         )
@@ -59,4 +70,8 @@ class DatabaseRetry:
             if conn.connection is not None and not conn.is_usable():
                 conn.close()
         tidy_connections()
-        select.select([self.wake_fd], [], [], delay)
+        # Wait for the delay, or until woken (a stop signal). A wake-up byte is drained,
+        # or the next waits would return at once: a busy loop for the rest of the outage.
+        readable, _, _ = select.select([self.wake_fd], [], [], delay)
+        if readable:
+            drain(self.wake_fd)

@@ -42,7 +42,13 @@ class ThreadRunner:
     def _serve(self) -> None:
         try:
             while (call := self.calls.get()) is not None:
-                error = run_sync(call)
+                try:
+                    error = run_sync(call)
+                except BaseException as exc:
+                    # Signals reach the main thread only: a KeyboardInterrupt (or
+                    # Interrupted) here was raised by the job itself. It is the job's
+                    # error; the thread and its slot live on.
+                    error = exc
                 with self.lock:
                     self.running -= 1
                 self.finished(call, error)

@@ -3,7 +3,8 @@
 Python cannot kill a thread, so the watchdog records the timed-out attempt, gives the
 process's other claimed jobs back unspent, and ends the process; the supervisor (or
 systemd, Kubernetes…) starts a fresh one. Timeout: ``@job(timeout=…)``, else the
-group's ``MAX_RUNTIME``.
+group's ``MAX_RUNTIME``. Its writes use its own connection with a bounded lock wait, and
+the process ends within ``RECORD_WITHIN`` seconds whether or not they could be made.
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 from typing import TYPE_CHECKING
 
 from django.db import connections
 
 from .. import clock
-from ..executor import errored
+from ..executor import Call, errored
+from ..storage import LOCK_WAIT, bound_lock_waits
+from .heartbeat import deregister
 
 if TYPE_CHECKING:
     from .worker import Worker
@@ -27,6 +29,8 @@ logger = logging.getLogger("django_jobs.worker")
 #: Exit status of a worker process ended by a job's timeout.
 EXIT_TIMEOUT = 75
 CHECK_EVERY = 0.2
+#: The watchdog ends the process at most this long after it found a job past its timeout.
+RECORD_WITHIN = 5.0
 
 
 class Watchdog(threading.Thread):
@@ -36,55 +40,53 @@ class Watchdog(threading.Thread):
         self.stop_event = threading.Event()
 
     def run(self) -> None:
+        bound_lock_waits()  # a job's transaction may hold its own row: never wait on it
         while not self.stop_event.wait(CHECK_EVERY):
-            overdue = self._overdue()
+            overdue = self.worker.ledger.overdue(self.worker.group.max_runtime)
             if overdue is not None:
                 self._kill(*overdue)
 
-    def _overdue(self):
-        worker = self.worker
-        now = time.monotonic()
-        with worker.lock:
-            for call in worker.inflight.values():
-                limit = call.timeout or worker.group.max_runtime
-                if call.started and now - call.started > limit:
-                    return call, limit
-        return None
-
-    def _kill(self, call, limit: float) -> None:
+    def _kill(self, call: Call, limit: float) -> None:
         worker = self.worker
         logger.error(
             "[jobs] [%s] job %s timed out after %g s: stopping worker %s",
             call.claimed.name, call.claimed.id, limit, worker.identity,
         )  # fmt: skip
-        text = f"JobTimeout: timed out after {limit:g} s"
+        # Whatever the database does, the process ends within RECORD_WITHIN seconds;
+        # what could not be written is left to recovery (the job's deadline has passed).
+        threading.Timer(RECORD_WITHIN, _exit).start()
         try:
-            with worker.lock:
-                others = [i for i in worker.inflight if i != call.claimed.id]
-                others += [c.claimed.id for c in worker.pending]
-                outcomes = [*worker.buffered, errored(call.claimed, text, worker.group)]
-                worker.buffered = []
-                worker.inflight.clear()
-                worker.pending.clear()
+            ledger = worker.ledger
+            ledger.take_call(call)
+            others = ledger.take_pending() + ledger.take_running()
+            timed_out = errored(call.claimed, f"JobTimeout: timed out after {limit:g} s")
+            timed_out.started_at = call.started_at
             storage = worker.storage
-            storage.release(worker.identity, others, clock.now())
-            storage.record(
-                worker.identity,
-                outcomes,
-                clock.now(),
-                keep_succeeded=not worker.group.delete_successful_jobs,
-                delete_failed=worker.group.delete_failed_jobs,
-            )
-            from .heartbeat import deregister
+            storage.release(others, clock.now())
+            # A flush in progress elsewhere may be stuck on the job's lock: do not wait.
+            locked = worker.flush_lock.acquire(timeout=LOCK_WAIT)
+            try:
+                outcomes = ledger.take_writes(worker.time_limit).outcomes
+            finally:
+                if locked:
+                    worker.flush_lock.release()
+            storage.record([*outcomes, timed_out], clock.now())
 
             deregister(worker.identity)
         except Exception:
-            # The lifeline will recover the job as "worker died" from the stale heartbeat.
+            # Recovery records it once the deadline plus the grace has passed, or as
+            # "worker died" once the heartbeat is stale.
             logger.exception("[jobs] could not record the timeout of job %s", call.claimed.id)
         finally:
-            connections.close_all()
-            logging.shutdown()
-            os._exit(EXIT_TIMEOUT)
+            _exit()
 
     def stop(self) -> None:
         self.stop_event.set()
+
+
+def _exit() -> None:
+    try:
+        connections.close_all()
+        logging.shutdown()
+    finally:
+        os._exit(EXIT_TIMEOUT)

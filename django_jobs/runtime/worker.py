@@ -2,18 +2,20 @@
 
 The main thread claims, runs sync jobs itself when the group has one thread (the fast
 path), hands them to a thread pool otherwise, and hands ``async def`` jobs to an event
-loop thread. Outcomes are written in batches, and always before the worker waits, stops
-or claims again. See docs/explanation/worker.md for the guarantees.
+loop thread. What the worker holds lives in its :class:`~.ledger.Ledger`. Starts and
+outcomes are written in batches: by the main thread before it waits, stops or claims
+again, and by the flusher thread whenever something has waited ``FLUSH_INTERVAL``,
+whatever the main thread is doing. See docs/explanation/worker.md for the guarantees.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import select
 import signal
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 
 from django.db import DatabaseError, InterfaceError, connections
@@ -22,8 +24,12 @@ from .. import clock
 from ..conf import WorkerGroup, jobs_settings
 from ..context import JobContext
 from ..executor import Call, Interrupted, outcome_of, run_sync
-from ..storage import ClaimedJob, Outcome, get_storage
+from ..progress import ProgressWriter
+from ..storage import ClaimedJob, Outcome, get_storage, use_worker_connections
+from ..storage.base import drain
+from .flusher import FLUSH_INTERVAL, Flusher
 from .heartbeat import HeartbeatThread, deregister, identity_for, register
+from .ledger import Ledger
 from .recycling import Recycling
 from .resilience import DatabaseRetry
 from .runners import AsyncRunner, ThreadRunner
@@ -33,8 +39,6 @@ logger = logging.getLogger("django_jobs.worker")
 
 #: Prefetch at most this many seconds of estimated work beyond the free slots.
 CLAIM_WINDOW = 0.05
-#: Write buffered outcomes at least this often while jobs are still running.
-FLUSH_INTERVAL = 0.05
 #: The longest a worker with busy slots waits to gather free ones into one claim.
 REFILL_WAIT = 0.02
 #: Async slots count towards a claim while an async job was among this many last claimed.
@@ -58,12 +62,11 @@ class Worker:
         self.on_outcome = on_outcome
         self.stopping = threading.Event()
         self.immediate = False
-        self.lock = threading.Lock()
-        self.pending: deque[Call] = deque()
-        self.inflight: dict[int, Call] = {}
-        self.buffered: list[Outcome] = []
-        self.oldest_buffered = 0.0
-        self.jobs_done = 0
+        self.ledger = Ledger()
+        #: Job names that ran to an end in this process (see _dispatch).
+        self.proven: set[str] = set()
+        #: One flush at a time, so starts and outcomes reach the table in order.
+        self.flush_lock = threading.Lock()
         self.avg_duration: float | None = None
         self.in_inline_job = False
         self.wake_r, self.wake_w = os.pipe()
@@ -74,8 +77,10 @@ class Worker:
         # Claimed jobs since the last async one: async slots count only while async jobs
         # are actually arriving, so a sync-only queue is never claimed 10 jobs deep.
         self.since_async = ASYNC_MEMORY
-        self.heartbeat = HeartbeatThread(self.identity, group, lambda: self.jobs_done)
+        self.heartbeat = HeartbeatThread(self.identity, group, lambda: self.ledger.done)
         self.watchdog = Watchdog(self)
+        self.flusher = Flusher(self)
+        self.progress = ProgressWriter(self.storage)
         self._waiter = None
         self.last_claim = 0.0
         self.refill_deferred = False
@@ -89,10 +94,15 @@ class Worker:
         #: gone, so run nothing more until a write succeeds (each would spend an attempt).
         self.db_suspect = False
 
+    @property
+    def jobs_done(self) -> int:
+        return self.ledger.done
+
     # -- lifecycle -------------------------------------------------------------------
 
     def run(self) -> int:
         """Work until stopped (or, with ``workoff``, until nothing is ready); exit code."""
+        use_worker_connections()
         self.storage.prepare_worker_connection()
         register(self.identity, self.group)
         previous = {}
@@ -104,6 +114,7 @@ class Worker:
         self._waiter.start()
         self.heartbeat.start()
         self.watchdog.start()
+        self.flusher.start()
         logger.info("[jobs] worker %s started (pid %s)", self.identity, os.getpid())
         try:
             self._loop()
@@ -137,13 +148,12 @@ class Worker:
     def _shutdown(self) -> None:
         self.heartbeat.stop()
         self.watchdog.stop()
-        self._collect()
-        with self.lock:
-            unrun = [call.claimed.id for call in self.pending]
-            self.pending.clear()
-            if self.immediate:
-                unrun += list(self.inflight)
-                self.inflight.clear()
+        self.flusher.stop()
+        self.flusher.join(timeout=5)
+        drain(self.wake_r)
+        unrun = self.ledger.take_pending()
+        if self.immediate:
+            unrun += self.ledger.take_running()
         # A few tries even when stopping at once: the interrupted job may have broken
         # the connection, and DatabaseRetry replaces it.
         self.db.run(lambda: self._give_back(unrun), attempts=3)
@@ -155,6 +165,7 @@ class Worker:
         if self.threads:
             self.threads.shutdown(wait=not self.immediate)
         self.asyncs.shutdown()
+        self.progress.shutdown()
         if self._waiter is not None:
             self._waiter.close()  # PostgreSQL: its own LISTEN connection
         os.close(self.wake_r)
@@ -162,34 +173,32 @@ class Worker:
         logger.info("[jobs] worker %s stopped", self.identity)
         connections.close_all()
 
-    def _give_back(self, job_ids: list[int]) -> None:
-        if job_ids:
-            self.storage.release(self.identity, job_ids, clock.now())
+    def _give_back(self, jobs: list[ClaimedJob]) -> None:
+        if jobs:
+            self.storage.release(jobs, clock.now())
 
     # -- the loop --------------------------------------------------------------------
 
     def _loop(self) -> None:
         while True:
-            self._collect()
+            drain(self.wake_r)
             if self.immediate:
                 return
             if self._orphaned():
                 self.stopping.set()
             if self.stopping.is_set():
-                self._release_pending()
-                if not self.inflight:
+                self.db.run(lambda: self._give_back(self.ledger.take_pending()))
+                if not self.ledger.running:
                     return
                 self._wait_for_running()
                 continue
-            if self.recycling.due(self.jobs_done):
+            if self.recycling.due(self.ledger.done):
                 self.stopping.set()
                 continue
             claimed = self.db.run(self._fill)
             self._dispatch()
-            if self._busy():
-                if self.buffered and (
-                    self.db_suspect or time.monotonic() - self.oldest_buffered > FLUSH_INTERVAL
-                ):
+            if self.ledger.busy():
+                if self.db_suspect and self.ledger.unwritten_for():
                     self.db.run(self.flush)
                 self._wait_for_running()
                 continue
@@ -200,11 +209,8 @@ class Worker:
                 return
             self._idle()
 
-    def _busy(self) -> bool:
-        return bool(self.pending or self.inflight)
-
     def _free_slots(self) -> int:
-        # Inline jobs (one thread) are never in flight while the loop claims.
+        # Inline jobs (one thread) are never running while the loop claims.
         sync_busy = self.threads.running if self.threads is not None else 0
         free = max(self.group.threads - sync_busy, 0)
         if self.since_async < ASYNC_MEMORY:
@@ -215,7 +221,7 @@ class Worker:
         """With many slots busy, wait for a quarter of them to free up (or REFILL_WAIT):
         one claim of 60 jobs instead of 60 claims of one, when short jobs end one by one."""
         self.refill_deferred = False
-        if not self.inflight:
+        if not self.ledger.running:
             return False
         capacity = self.group.threads + (
             self.group.async_concurrency if self.since_async < ASYNC_MEMORY else 0
@@ -226,15 +232,16 @@ class Worker:
         return self.refill_deferred
 
     def _claim_size(self, free: int) -> int:
-        # Claim more than the free slots only for jobs known to be short, so that a worker
-        # never holds work that another idle worker could be running.
+        # Claim more than the free slots only for jobs known to be short, so that the
+        # extra ones start within CLAIM_WINDOW; the flusher gives back any that wait
+        # longer than HOLD_LIMIT (a long job among them), for another worker to run.
         if self.avg_duration is None:
             return free
         extra = int(CLAIM_WINDOW / max(self.avg_duration, 1e-6))
         return min(self.group.batch_size, max(free, extra))
 
     def _fill(self) -> bool:
-        if self.pending or self.stopping.is_set():
+        if self.ledger.pending or self.stopping.is_set():
             return False
         if self.claim_uncertain:
             self._release_unknown()
@@ -242,7 +249,7 @@ class Worker:
         if free <= 0 or self._refill_later(free):
             return False
         size = self._claim_size(free)
-        limit = self.recycling.claim_limit(self.jobs_done, len(self.inflight))
+        limit = self.recycling.claim_limit(self.ledger.done, self.ledger.running)
         if limit is not None:
             # Never hold more jobs than this process will run before it is recycled.
             size = min(size, limit)
@@ -254,38 +261,37 @@ class Worker:
         except (DatabaseError, InterfaceError):
             self.claim_uncertain = True
             raise
-        for job in claimed:
-            call = Call(job, self._context)
+        calls = [Call(job, self._context) for job in claimed]
+        for call in calls:
             self.since_async = 0 if call.is_async else self.since_async + 1
-            self.pending.append(call)
+        self.ledger.add(calls)
         return bool(claimed)
 
+    def _has_slot(self, call: Call) -> bool:
+        if self.stopping.is_set() or self.db_suspect:
+            return False
+        if call.is_async:
+            return self.asyncs.running < self.group.async_concurrency
+        if self.threads is not None:
+            return self.threads.running < self.group.threads
+        return True
+
     def _dispatch(self) -> None:
-        while self.pending and not self.stopping.is_set() and not self.db_suspect:
-            call = self.pending[0]
+        while (call := self.ledger.start_next(self._has_slot)) is not None:
+            if call.claimed.name not in self.proven:
+                # The first job of a name in this process has its start written before it
+                # runs: if it brings the process down (a segfault, os._exit, the OOM
+                # killer), recovery charges it an attempt instead of handing it back
+                # unspent forever. Later jobs of the name ride on batched writes.
+                self.db.run(self.flush)
+            if call.context is not None and call.timeout:
+                call.context.deadline = call.started + call.timeout
             if call.is_async:
-                if self.asyncs.running >= self.group.async_concurrency:
-                    return
-                self.pending.popleft()
-                self._start(call)
                 self.asyncs.submit(call)
             elif self.threads is not None:
-                if self.threads.running >= self.group.threads:
-                    return
-                self.pending.popleft()
-                self._start(call)
                 self.threads.submit(call)
             else:
-                self.pending.popleft()
-                self._start(call)
                 self._run_inline(call)
-
-    def _start(self, call: Call) -> None:
-        call.started = time.monotonic()
-        if call.context is not None and call.timeout:
-            call.context.deadline = call.started + call.timeout
-        with self.lock:
-            self.inflight[call.claimed.id] = call
 
     def _run_inline(self, call: Call) -> None:
         self.in_inline_job = True
@@ -301,7 +307,7 @@ class Worker:
         self.wake()
 
     def _record(self, call: Call, error: BaseException | None) -> None:
-        outcome = outcome_of(call, error, self.group)
+        outcome = outcome_of(call, error)
         duration = time.monotonic() - call.started
         self.avg_duration = (
             duration if self.avg_duration is None else 0.8 * self.avg_duration + 0.2 * duration
@@ -312,63 +318,51 @@ class Worker:
             and self.storage.connection.connection is None
         ):
             self.db_suspect = True  # tidy_connections closed it: it was unusable
-        with self.lock:
-            if self.inflight.pop(call.claimed.id, None) is None:
-                return  # given back already (immediate stop or timeout)
-            if not self.buffered:
-                self.oldest_buffered = time.monotonic()
-            self.buffered.append(outcome)
-            self.jobs_done += 1
-        if self.on_outcome is not None:
+        self.proven.add(call.claimed.name)  # it ran and returned: it does not kill us
+        if self.ledger.finish(call, outcome) and self.on_outcome is not None:
             self.on_outcome(outcome)
 
-    def _collect(self) -> None:
-        from ..storage.base import drain
-
-        drain(self.wake_r)
+    def time_limit(self, call: Call) -> float:
+        """The job's own timeout, else the group's MAX_RUNTIME: what the watchdog enforces."""
+        return call.timeout or self.group.max_runtime
 
     def flush(self) -> None:
-        """Write buffered outcomes in one batch."""
-        with self.lock:
-            outcomes, self.buffered = self.buffered, []
-        if not outcomes:
-            if self.db_suspect:
-                self.storage.connection.ensure_connection()
-                self.db_suspect = False
-            return
-        try:
-            self.storage.record(
-                self.identity,
-                outcomes,
-                clock.now(),
-                keep_succeeded=not self.group.delete_successful_jobs,
-                delete_failed=self.group.delete_failed_jobs,
-            )
-        except BaseException:
-            with self.lock:
-                self.buffered = outcomes + self.buffered
-            raise
+        """Write the starts and outcomes not written yet, in one batch."""
+        with self.flush_lock:
+            writes = self.ledger.take_writes(self.time_limit)
+            if not writes:
+                if self.db_suspect:
+                    self.storage.connection.ensure_connection()
+                    self.db_suspect = False
+                return
+            try:
+                now = clock.now()
+                if writes.marks:
+                    self.storage.mark_started(writes.marks, now)
+                if writes.outcomes:
+                    self.storage.record(writes.outcomes, now)
+            except BaseException:
+                self.ledger.restore(writes)
+                raise
         self.db_suspect = False
 
-    def _release_pending(self) -> None:
-        with self.lock:
-            ids = [call.claimed.id for call in self.pending]
-            self.pending.clear()
-        self.db.run(lambda: self._give_back(ids))
-
     def _wait_for_running(self) -> None:
-        import select
-
-        timeout = FLUSH_INTERVAL if self.buffered else 1.0
+        timeout = FLUSH_INTERVAL if self.ledger.unwritten_for() else 1.0
         if self.refill_deferred:
             timeout = min(timeout, REFILL_WAIT)
         readable, _, _ = select.select([self.wake_r], [], [], timeout)
         if readable:
-            self._collect()
+            drain(self.wake_r)
 
     def _idle(self) -> None:
         try:
-            self._waiter.wait(self.group.sleep_delay, self.wake_r)
+            # Nothing notifies when a retry or a delayed job comes due: wake for it.
+            timeout = self.group.sleep_delay
+            now = clock.now()
+            due = self.storage.next_due(self.group.queues, now)
+            if due is not None:
+                timeout = max(0.0, min(timeout, (due - now).total_seconds()))
+            self._waiter.wait(timeout, self.wake_r)
         except (DatabaseError, InterfaceError) as exc:
             self.db.down(exc, 0)
 
@@ -385,13 +379,8 @@ class Worker:
 
     def _release_unknown(self) -> None:
         """Give back rows a failed claim locked for us although we never received them."""
-        from ..models import Job
-
-        with self.lock:
-            known = set(self.inflight) | {call.claimed.id for call in self.pending}
-            known |= {outcome.job.id for outcome in self.buffered}
-        held = Job.objects.using(self.storage.alias).filter(locked_by=self.identity)
-        lost = [pk for pk in held.values_list("pk", flat=True) if pk not in known]
+        known = self.ledger.known_ids()
+        lost = [row.job for row in self.storage.held_by(self.identity) if row.job.id not in known]
         if lost:
             logger.warning(
                 "[jobs] %s: giving back %s job(s) claimed while the database went away",
@@ -401,15 +390,12 @@ class Worker:
         self.claim_uncertain = False
 
     def _context(self, claimed: ClaimedJob, definition) -> JobContext:
-        storage, identity = self.storage, self.identity
         return JobContext(
             job_id=claimed.id,
             name=claimed.name,
             attempt=claimed.attempts,
             stopping=self.stopping,
-            report=lambda percent, message: storage.set_progress(
-                identity, claimed.id, percent, message
-            ),
+            report=self.progress.reporter(claimed),
         )
 
 

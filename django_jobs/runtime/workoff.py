@@ -10,7 +10,8 @@ from typing import TextIO
 from .. import clock
 from ..conf import jobs_settings
 from ..models import Job
-from ..storage import OUTCOME_FAILED, OUTCOME_RETRY, Outcome
+from ..storage import OUTCOME_FAILED, OUTCOME_RETRY, Outcome, use_worker_connections
+from .lifeline import recover_all
 from .worker import Worker
 
 
@@ -63,6 +64,13 @@ def workoff(queue: str | None = None, stream: TextIO = sys.stderr) -> Progress:
         from dataclasses import replace
 
         groups = [replace(g, queues=(queue,)) for g in groups[:1]]
+    # A cron-driven workoff is the only worker some deployments have: it recovers what
+    # dead workers held (unstarted jobs at once, started ones after their back-off) and
+    # jobs past their deadline, as a resident worker's lifeline would.
+    use_worker_connections()
+    recovered = recover_all()
+    if recovered:
+        stream.write(f"[jobs] workoff: recovered {recovered} job(s) of dead workers\n")
     ready = Job.objects.using(alias).ready(clock.now())
     progress = Progress(ready.count(), stream)
     for group in groups:

@@ -8,14 +8,19 @@ from django.db import connections
 
 from ..conf import jobs_settings
 from .base import (
+    LOCK_WAIT,
     OUTCOME_FAILED,
     OUTCOME_RETRY,
     OUTCOME_SUCCEEDED,
     ClaimedJob,
+    HeldRow,
     NewJob,
     Outcome,
+    StartMark,
     Storage,
     Waiter,
+    bound_lock_waits,
+    lock_waits_bounded,
 )
 
 __all__ = [
@@ -23,13 +28,40 @@ __all__ = [
     "OUTCOME_RETRY",
     "OUTCOME_SUCCEEDED",
     "ClaimedJob",
+    "HeldRow",
     "NewJob",
     "Outcome",
+    "StartMark",
     "Storage",
     "Waiter",
+    "bound_lock_waits",
     "configure_new_connection",
     "get_storage",
+    "use_worker_connections",
 ]
+
+#: Set in worker, supervisor and workoff processes (``use_worker_connections``).
+_worker_process = False
+
+
+def use_worker_connections() -> None:
+    """This process runs workers: its jobs connections take SQLite's write lock up front.
+
+    Several processes writing one SQLite file need ``BEGIN IMMEDIATE``: a transaction that
+    reads, then writes, fails at once with "database is locked" when another process
+    writes meanwhile. Projects are told to set ``transaction_mode``; worker processes do
+    not rely on it. Connections already open are changed too.
+    """
+    global _worker_process
+    _worker_process = True
+    for connection in connections.all(initialized_only=True):
+        if connection.alias == jobs_settings().database and connection.connection is not None:
+            _configure_worker_connection(connection)
+
+
+def _configure_worker_connection(connection) -> None:
+    if connection.vendor == "sqlite" and getattr(connection, "transaction_mode", None) is None:
+        connection.transaction_mode = "IMMEDIATE"
 
 
 @cache
@@ -61,3 +93,7 @@ def configure_new_connection(sender, connection, **kwargs) -> None:
         from .sqlite import configure_connection
 
         configure_connection(connection)
+    if _worker_process:
+        _configure_worker_connection(connection)
+    if lock_waits_bounded():
+        get_storage(connection.alias).set_lock_wait(connection, LOCK_WAIT)

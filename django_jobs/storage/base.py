@@ -9,21 +9,24 @@ Contracts (each holds with any number of worker processes on any number of hosts
 * ``insert``: one statement for any number of rows; nothing is stored if it fails. When
   called inside ``transaction.atomic`` on the same alias, it is part of that transaction.
 * ``claim``: atomically locks up to ``limit`` ready rows for one worker, incrementing their
-  ``attempts``; a row is handed to exactly one worker. Rows come back in claim order
-  (priority, run_at, id).
-* ``record``: writes the outcomes of claimed jobs. Each write is guarded by
-  ``locked_by = worker``: if the lifeline took a row away from a worker presumed dead, that
-  worker's late outcome is dropped instead of overwriting the row's new life.
+  ``attempts`` and writing a fresh **claim token**; a row is handed to exactly one worker.
+  Rows come back in claim order (priority, run_at, id).
+* Every write that ends or gives back a claim (``record``, ``release``, ``mark_started``,
+  ``set_progress``) is guarded by ``claim_token``: a writer whose claim was taken away
+  (a frozen process that wakes up, a host that was cut off) changes nothing, even when
+  the same worker identity claimed the row again since.
 * ``release``: gives claimed rows back unrun, without spending an attempt.
-* ``orphans``: rows locked by workers without a fresh heartbeat, or locked for longer than
-  a maximum runtime; the lifeline records them as errored attempts through ``record``.
+* ``recoverable``: rows whose worker is dead or whose own deadline passed; the lifeline
+  charges the started ones an errored attempt and releases the others.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import select
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from contextlib import nullcontext
@@ -32,8 +35,10 @@ from datetime import datetime
 from typing import Any
 
 from django.db import connections, transaction
+from django.db.models import Min, Q
 
 from .. import clock
+from ..conf import jobs_settings
 from ..models import Job
 
 OUTCOME_SUCCEEDED = "succeeded"
@@ -66,11 +71,15 @@ class ClaimedJob:
     priority: int
     attempts: int
     run_at: Any
+    #: The claim's fencing token (``claim_token``): unique to this claim of this row.
+    token: int = 0
 
     @classmethod
-    def from_row(cls, row: Sequence[Any]) -> ClaimedJob:
-        job_id, name, args, kwargs, queue, priority, attempts, run_at = row
-        return cls(job_id, name, _json(args), _json(kwargs), queue, priority, attempts, run_at)
+    def from_row(cls, row: Sequence[Any], token: int) -> ClaimedJob:
+        job_id, name, args, kwargs, queue, priority, attempts, run_at = row[:8]
+        return cls(
+            job_id, name, _json(args), _json(kwargs), queue, priority, attempts, run_at, token
+        )
 
     def sort_key(self) -> tuple[int, Any, int]:
         return (self.priority, self.run_at, self.id)
@@ -84,6 +93,50 @@ class Outcome:
     kind: str
     error: str = ""
     run_at: datetime | None = None
+    #: When the attempt began (None: unknown, e.g. recovered from a dead worker).
+    started_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StartMark:
+    """A claimed job that began to run, and its deadline (start + its timeout)."""
+
+    job: ClaimedJob
+    started_at: datetime
+    expires_at: datetime | None
+
+
+@dataclass(slots=True)
+class HeldRow:
+    """A locked row as recovery sees it."""
+
+    job: ClaimedJob
+    locked_by: str
+    started_at: datetime | None
+    expires_at: datetime | None
+
+
+def new_token() -> int:
+    """A claim token: random, positive, fits a signed 64-bit column on every engine."""
+    return secrets.randbits(62) + 1
+
+
+#: Threads whose connections must never wait long for a row lock (watchdog, flusher,
+#: progress, heartbeat): a job's own transaction may hold a lock on its own row.
+_bounded = threading.local()
+
+
+def bound_lock_waits() -> None:
+    """Connections this thread opens from now on wait at most LOCK_WAIT for a lock."""
+    _bounded.on = True
+
+
+def lock_waits_bounded() -> bool:
+    return getattr(_bounded, "on", False)
+
+
+#: Seconds a side thread's statement waits for a row lock before giving up.
+LOCK_WAIT = 2
 
 
 def _json(value: Any) -> Any:
@@ -163,6 +216,12 @@ class Storage:
             [self.adapt(now), *params, limit],
         )
 
+    #: The columns every claim sets besides attempts: lock, owner, token, no start yet.
+    CLAIM_SET = (
+        "locked_at = %s, locked_by = %s, claim_token = %s, started_at = NULL,"
+        " expires_at = NULL, updated_at = %s"
+    )
+
     def claim(
         self, worker: str, queues: tuple[str, ...] | None, limit: int, now: datetime
     ) -> list[ClaimedJob]:
@@ -176,55 +235,63 @@ class Storage:
             )
             return cursor.fetchone() is not None
 
-    # -- outcomes --------------------------------------------------------------------
+    def next_due(self, queues: tuple[str, ...] | None, now: datetime) -> datetime | None:
+        """When the next scheduled job (a retry, a ``wait``) of ``queues`` comes due."""
+        rows = Job.objects.using(self.alias).later(now)
+        if queues is not None:
+            rows = rows.filter(queue__in=queues)
+        return rows.aggregate(due=Min("run_at"))["due"]
 
-    def record(
-        self,
-        worker: str,
-        outcomes: Iterable[Outcome],
-        now: datetime,
-        *,
-        keep_succeeded: bool = False,
-        delete_failed: bool = False,
-    ) -> int:
-        """Write outcomes; returns how many rows this worker still owned and changed."""
-        deletes: list[int] = []
+    # -- outcomes ----------------------------------------------------------------------
+
+    def record(self, outcomes: Iterable[Outcome], now: datetime) -> int:
+        """Write outcomes; returns how many rows were still under their claim and changed.
+
+        ``DELETE_SUCCESSFUL_JOBS`` / ``DELETE_FAILED_JOBS`` come from the policy of each
+        job's queue (``JobsSettings.group_for_queue``), whichever worker ran it.
+        """
+        groups: dict[str, Any] = {}
+        deletes: list[ClaimedJob] = []
         updates: list[tuple[str, list[Any]]] = []
         at = self.adapt(now)
+        done = "locked_at = NULL, locked_by = NULL, claim_token = NULL, expires_at = NULL"
         for outcome in outcomes:
-            job_id = outcome.job.id
+            job = outcome.job
+            started = self.adapt(outcome.started_at)
+            guard = [job.id, job.token]
+            group = groups.get(job.queue) or groups.setdefault(
+                job.queue, jobs_settings().policy_for(job.queue)
+            )
             if outcome.kind == OUTCOME_SUCCEEDED:
-                if keep_succeeded:
+                if not group.delete_successful_jobs:
                     updates.append(
                         (
-                            "locked_at = NULL, locked_by = NULL, finished_at = %s, updated_at = %s",
-                            [at, at, job_id],
+                            f"{done}, started_at = %s, finished_at = %s, updated_at = %s",
+                            [started, at, at, *guard],
                         )
                     )
                 else:
-                    deletes.append(job_id)
+                    deletes.append(job)
             elif outcome.kind == OUTCOME_RETRY:
                 updates.append(
                     (
-                        "locked_at = NULL, locked_by = NULL, run_at = %s, last_error = %s,"
-                        " updated_at = %s",
-                        [self.adapt(outcome.run_at), outcome.error, at, job_id],
+                        f"{done}, started_at = %s, run_at = %s, last_error = %s, updated_at = %s",
+                        [started, self.adapt(outcome.run_at), outcome.error, at, *guard],
                     )
                 )
-            elif delete_failed:
-                deletes.append(job_id)
+            elif group.delete_failed_jobs:
+                deletes.append(job)
             else:
                 updates.append(
                     (
-                        "locked_at = NULL, locked_by = NULL, run_at = NULL, failed_at = %s,"
+                        f"{done}, started_at = %s, run_at = NULL, failed_at = %s,"
                         " last_error = %s, updated_at = %s",
-                        [at, outcome.error, at, job_id],
+                        [started, at, outcome.error, at, *guard],
                     )
                 )
-        return self._write(worker, deletes, updates)
+        return self._write(self._statements(deletes, updates))
 
-    def _write(self, worker: str, deletes: list[int], updates: list[tuple[str, list[Any]]]) -> int:
-        statements = self._statements(worker, deletes, updates)
+    def _write(self, statements: list[tuple[str, list[Any]]]) -> int:
         if not statements:
             return 0
         changed = 0
@@ -235,22 +302,23 @@ class Storage:
         return changed
 
     def _statements(
-        self, worker: str, deletes: list[int], updates: list[tuple[str, list[Any]]]
+        self, deletes: list[ClaimedJob], updates: list[tuple[str, list[Any]]]
     ) -> list[tuple[str, list[Any]]]:
         statements = []
-        for chunk in _chunks(deletes, 500):
-            marks = ", ".join(["%s"] * len(chunk))
-            statements.append(
-                (
-                    f"DELETE FROM {self.table} WHERE id IN ({marks}) AND locked_by = %s",
-                    [*chunk, worker],
+        for token, ids in _by_token(deletes):
+            for chunk in _chunks(ids, 500):
+                marks = ", ".join(["%s"] * len(chunk))
+                statements.append(
+                    (
+                        f"DELETE FROM {self.table} WHERE id IN ({marks}) AND claim_token = %s",
+                        [*chunk, token],
+                    )
                 )
-            )
         for assignments, params in updates:
             statements.append(
                 (
-                    f"UPDATE {self.table} SET {assignments} WHERE id = %s AND locked_by = %s",
-                    [*params, worker],
+                    f"UPDATE {self.table} SET {assignments} WHERE id = %s AND claim_token = %s",
+                    params,
                 )
             )
         return statements
@@ -261,24 +329,80 @@ class Storage:
             return transaction.atomic(using=self.alias)
         return nullcontext()
 
-    def release(self, worker: str, job_ids: Sequence[int], now: datetime) -> int:
-        """Give claimed rows back unrun: the lock is cleared and the attempt refunded."""
-        if not job_ids:
-            return 0
-        marks = ", ".join(["%s"] * len(job_ids))
-        with self.connection.cursor() as cursor:
-            cursor.execute(
-                f"UPDATE {self.table} SET locked_at = NULL, locked_by = NULL,"
-                " attempts = attempts - 1, updated_at = %s"
-                f" WHERE id IN ({marks}) AND locked_by = %s",
-                [self.adapt(now), *job_ids, worker],
+    def mark_started(self, marks: Sequence[StartMark], now: datetime) -> int:
+        """Record that claimed jobs began to run, so recovery charges them an attempt."""
+        statements = [
+            (
+                f"UPDATE {self.table} SET started_at = %s, expires_at = %s"
+                " WHERE id = %s AND claim_token = %s",
+                [self.adapt(m.started_at), self.adapt(m.expires_at), m.job.id, m.job.token],
             )
-            return cursor.rowcount
+            for m in marks
+        ]
+        return self._write(statements)
 
-    def set_progress(self, worker: str, job_id: int, percent: int, message: str) -> None:
-        Job.objects.using(self.alias).filter(pk=job_id, locked_by=worker).update(
+    def release(self, jobs: Sequence[ClaimedJob], now: datetime) -> int:
+        """Give claimed rows back unrun: the lock is cleared and the attempt refunded."""
+        statements = []
+        for token, ids in _by_token(jobs):
+            marks = ", ".join(["%s"] * len(ids))
+            statements.append(
+                (
+                    f"UPDATE {self.table} SET locked_at = NULL, locked_by = NULL,"
+                    " claim_token = NULL, started_at = NULL, expires_at = NULL,"
+                    f" attempts = attempts - 1, updated_at = %s"
+                    f" WHERE id IN ({marks}) AND claim_token = %s",
+                    [self.adapt(now), *ids, token],
+                )
+            )
+        changed = self._write(statements)
+        if changed:
+            # Idle workers elsewhere can run them now, not at their next poll.
+            self.wake_workers({job.queue for job in jobs})
+        return changed
+
+    def set_progress(self, job: ClaimedJob, percent: int, message: str) -> None:
+        Job.objects.using(self.alias).filter(pk=job.id, claim_token=job.token).update(
             progress=percent, progress_message=message, updated_at=clock.now()
         )
+
+    # -- recovery ----------------------------------------------------------------------
+
+    def recoverable(
+        self, live: Sequence[str], cutoff: datetime, expired: datetime, limit: int
+    ) -> list[HeldRow]:
+        """Locked rows whose worker is not in ``live`` (locked before ``cutoff``), or whose
+        deadline is before ``expired``. Call inside ``write_transaction()``: the rows are
+        locked where the engine can, skipping rows another recovery holds, so lifelines
+        racing on many workers share the work instead of fighting over the same rows."""
+        dead = Q(locked_at__lt=cutoff)
+        if live:
+            dead &= Q(locked_by__isnull=True) | ~Q(locked_by__in=list(live))
+        rows = (
+            Job.objects.using(self.alias)
+            .filter(locked_at__isnull=False)
+            .filter(dead | Q(expires_at__lt=expired))
+            .order_by("locked_at")
+            .select_for_update(skip_locked=True)
+            .values_list(*HELD_COLUMNS)[:limit]
+        )
+        return [_held(row) for row in rows]
+
+    def held_by(self, identity: str) -> list[HeldRow]:
+        """Rows ``identity`` holds now (``locked_at`` first: the locked-rows index)."""
+        rows = (
+            Job.objects.using(self.alias)
+            .filter(locked_at__isnull=False, locked_by=identity)
+            .values_list(*HELD_COLUMNS)
+        )
+        return [_held(row) for row in rows]
+
+    def write_transaction(self):
+        """A transaction that writes, for code that reads before it writes."""
+        return transaction.atomic(using=self.alias)
+
+    def set_lock_wait(self, connection: Any, seconds: float) -> None:
+        """Make ``connection`` give up waiting for a row lock after ``seconds``."""
 
     # -- admin -----------------------------------------------------------------------
 
@@ -361,6 +485,21 @@ def drain(fd: int) -> None:
             pass
     except BlockingIOError:
         pass
+
+
+HELD_COLUMNS = (*CLAIM_COLUMNS, "claim_token", "locked_by", "started_at", "expires_at")
+
+
+def _held(row: Sequence[Any]) -> HeldRow:
+    return HeldRow(ClaimedJob.from_row(row, row[8]), row[9] or "", row[10], row[11])
+
+
+def _by_token(jobs: Iterable[ClaimedJob]) -> list[tuple[int, list[int]]]:
+    """Job ids grouped by claim token: one guarded statement per claim."""
+    groups: dict[int, list[int]] = {}
+    for job in jobs:
+        groups.setdefault(job.token, []).append(job.id)
+    return list(groups.items())
 
 
 def _chunks(items: list[int], size: int) -> Iterable[list[int]]:

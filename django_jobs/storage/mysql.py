@@ -14,7 +14,7 @@ from datetime import datetime
 
 from django.db import transaction
 
-from .base import CLAIM_COLUMNS, ClaimedJob, NewJob, Storage
+from .base import CLAIM_COLUMNS, ClaimedJob, NewJob, Storage, new_token
 
 
 class MySQLStorage(Storage):
@@ -41,6 +41,11 @@ class MySQLStorage(Storage):
                 yield cursor
             return
         with self.connection.cursor() as cursor:
+            if self.connection.isolation_level not in (None, "read committed"):
+                # Gap locks of a stricter level would make claims block enqueues. SET
+                # TRANSACTION (not SESSION) covers this transaction only: it cannot leak
+                # into job code on the same connection, and needs no redo on reconnect.
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
             cursor.execute("START TRANSACTION")
             try:
                 yield cursor
@@ -54,23 +59,22 @@ class MySQLStorage(Storage):
     ) -> list[ClaimedJob]:
         pick, params = self.ready_select(queues, limit, now, ", ".join(CLAIM_COLUMNS))
         at = self.adapt(now)
+        token = new_token()
         with self._transaction() as cursor:
             cursor.execute(pick, params)
-            jobs = [ClaimedJob.from_row(row) for row in cursor.fetchall()]
+            jobs = [ClaimedJob.from_row(row, token) for row in cursor.fetchall()]
             if not jobs:
                 return jobs
             marks = ", ".join(["%s"] * len(jobs))
             cursor.execute(
-                f"UPDATE {self.table} SET locked_at = %s, locked_by = %s,"
-                f" attempts = attempts + 1, updated_at = %s WHERE id IN ({marks})",
-                [at, worker, at, *(job.id for job in jobs)],
+                f"UPDATE {self.table} SET {self.CLAIM_SET}, attempts = attempts + 1"
+                f" WHERE id IN ({marks})",
+                [at, worker, token, at, *(job.id for job in jobs)],
             )
         for job in jobs:
             job.attempts += 1
         return jobs
 
-    def prepare_worker_connection(self) -> None:
-        # Gap locks of REPEATABLE READ would make claims block enqueues; Django already
-        # defaults MySQL to READ COMMITTED, this holds it for projects that changed it.
-        with self.connection.cursor() as cursor:
-            cursor.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+    def set_lock_wait(self, connection, seconds: float) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(f"SET SESSION innodb_lock_wait_timeout = {max(1, round(seconds))}")

@@ -10,7 +10,7 @@ from datetime import datetime
 
 from django.db.backends.postgresql.psycopg_any import is_psycopg3
 
-from .base import CLAIM_COLUMNS, ClaimedJob, NewJob, Storage, Waiter, drain
+from .base import CLAIM_COLUMNS, ClaimedJob, NewJob, Storage, Waiter, drain, new_token
 
 logger = logging.getLogger("django_jobs.worker")
 
@@ -83,16 +83,16 @@ class PostgreSQLStorage(Storage):
     ) -> list[ClaimedJob]:
         pick, params = self.ready_select(queues, limit, now)
         at = self.adapt(now)
+        token = new_token()
         columns = ", ".join(f"t.{c}" for c in CLAIM_COLUMNS)
         sql = (
             f"WITH picked AS MATERIALIZED ({pick})"
-            f" UPDATE {self.table} AS t SET locked_at = %s, locked_by = %s,"
-            " attempts = t.attempts + 1, updated_at = %s"
+            f" UPDATE {self.table} AS t SET {self.CLAIM_SET}, attempts = t.attempts + 1"
             f" FROM picked WHERE t.id = picked.id RETURNING {columns}"
         )
         with self.connection.cursor() as cursor:
-            cursor.execute(sql, [*params, at, worker, at])
-            jobs = [ClaimedJob.from_row(row) for row in cursor.fetchall()]
+            cursor.execute(sql, [*params, at, worker, token, at])
+            jobs = [ClaimedJob.from_row(row, token) for row in cursor.fetchall()]
         jobs.sort(key=ClaimedJob.sort_key)
         return jobs
 
@@ -112,6 +112,10 @@ class PostgreSQLStorage(Storage):
 
     def waiter(self, queues: tuple[str, ...] | None) -> Waiter:
         return NotifyWaiter(self, queues)
+
+    def set_lock_wait(self, connection, seconds: float) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(f"SET lock_timeout = '{int(seconds * 1000)}ms'")
 
     def wake_workers(self, queues: Iterable[str]) -> None:
         queues = sorted(set(queues))

@@ -7,9 +7,12 @@ deferred transaction that reads before it writes can.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import datetime
 
-from .base import CLAIM_COLUMNS, ClaimedJob, PollingWaiter, Storage, Waiter
+from django.db import transaction
+
+from .base import CLAIM_COLUMNS, ClaimedJob, PollingWaiter, Storage, Waiter, new_token
 
 #: Busy timeout for the jobs connection when OPTIONS sets no "timeout".
 BUSY_TIMEOUT_MS = 30_000
@@ -27,19 +30,38 @@ class SQLiteStorage(Storage):
     ) -> list[ClaimedJob]:
         pick, params = self.ready_select(queues, limit, now)
         at = self.adapt(now)
+        token = new_token()
         with self.connection.cursor() as cursor:
             cursor.execute(
-                f"UPDATE {self.table} SET locked_at = %s, locked_by = %s,"
-                f" attempts = attempts + 1, updated_at = %s WHERE id IN ({pick})"
-                f" RETURNING {', '.join(CLAIM_COLUMNS)}",
-                [at, worker, at, *params],
+                f"UPDATE {self.table} SET {self.CLAIM_SET}, attempts = attempts + 1"
+                f" WHERE id IN ({pick}) RETURNING {', '.join(CLAIM_COLUMNS)}",
+                [at, worker, token, at, *params],
             )
-            jobs = [ClaimedJob.from_row(row) for row in cursor.fetchall()]
+            jobs = [ClaimedJob.from_row(row, token) for row in cursor.fetchall()]
         jobs.sort(key=ClaimedJob.sort_key)
         return jobs
 
     def waiter(self, queues: tuple[str, ...] | None) -> Waiter:
         return DataVersionWaiter(self, queues)
+
+    def set_lock_wait(self, connection, seconds: float) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
+
+    @contextmanager
+    def write_transaction(self):
+        # A deferred transaction that reads first cannot upgrade to the write lock while
+        # another connection writes: SQLite fails it at once ("database is locked"),
+        # whatever the busy timeout. BEGIN IMMEDIATE waits for the lock up front.
+        connection = self.connection
+        mode = getattr(connection, "transaction_mode", None)
+        if not connection.in_atomic_block:
+            connection.transaction_mode = "IMMEDIATE"
+        try:
+            with transaction.atomic(using=self.alias):
+                yield
+        finally:
+            connection.transaction_mode = mode
 
 
 class DataVersionWaiter(PollingWaiter):

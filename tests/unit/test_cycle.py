@@ -1,9 +1,10 @@
 """The claim → perform → retry → fail cycle, through the real worker loop in-process."""
 
 import datetime as dt
-from dataclasses import replace
 
 import pytest
+from django.conf import settings
+from django.test import override_settings
 from django.utils import timezone
 
 from django_jobs import later
@@ -19,9 +20,13 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def workoff(**group_overrides) -> Worker:
-    group = replace(jobs_settings().workers[0], **group_overrides)
-    worker = Worker(group, "test", workoff=True)
-    worker.run()
+    # Policy (MAX_ATTEMPTS, DELETE_*) comes from settings wherever a job runs, so the
+    # overrides go through JOBS, not only into the worker's own group.
+    group = {key.upper(): value for key, value in group_overrides.items()}
+    workers = [{**settings.JOBS["WORKERS"][0], **group}, *settings.JOBS["WORKERS"][1:]]
+    with override_settings(JOBS={**settings.JOBS, "WORKERS": workers}):
+        worker = Worker(jobs_settings().workers[0], "test", workoff=True)
+        worker.run()
     return worker
 
 
@@ -138,22 +143,32 @@ def test_claim_respects_queues_and_limits():
     assert not {c.id for c in first} & {c.id for c in rest}
 
 
-def test_outcomes_of_a_worker_that_lost_its_lock_are_dropped():
+def test_outcomes_of_an_earlier_claim_are_dropped_even_for_the_same_identity():
+    from django_jobs.storage import Outcome, StartMark
+
     later(jobs.record, ["x"])
     storage = get_storage()
-    [claimed] = storage.claim("old-owner", None, 1, timezone.now())
-    Job.objects.update(locked_by="new-owner")
-    from django_jobs.storage import Outcome
-
-    assert storage.record("old-owner", [Outcome(claimed, "succeeded")], timezone.now()) == 0
-    assert Job.objects.filter(locked_by="new-owner").count() == 1
+    [first] = storage.claim("same-identity", None, 1, timezone.now())
+    # Recovery takes it away; the same identity (a restarted slot) claims it again.
+    assert storage.release([first], timezone.now()) == 1
+    [second] = storage.claim("same-identity", None, 1, timezone.now())
+    assert second.id == first.id and second.token != first.token
+    now = timezone.now()
+    assert storage.mark_started([StartMark(first, now, None)], now) == 0
+    assert storage.record([Outcome(first, "succeeded")], now) == 0
+    assert storage.release([first], now) == 0
+    row = Job.objects.get()
+    assert row.locked_by == "same-identity" and row.claim_token == second.token
+    assert row.started_at is None
+    assert storage.record([Outcome(second, "succeeded")], now) == 1
+    assert not Job.objects.exists()
 
 
 def test_release_gives_the_attempt_back():
     later(jobs.record, ["x"])
     storage = get_storage()
     [claimed] = storage.claim("w", None, 1, timezone.now())
-    assert storage.release("w", [claimed.id], timezone.now()) == 1
+    assert storage.release([claimed], timezone.now()) == 1
     row = Job.objects.get()
     assert row.attempts == 0 and row.locked_at is None and row.status == JobStatus.SCHEDULED
 
