@@ -58,7 +58,38 @@ def display_status(job: Job, now: datetime | None = None) -> tuple[str, str]:
 
 def status_badge(job: Job) -> SafeString:
     css, label = display_status(job)
-    return format_html('<span class="djj-badge djj-{}">{}</span>', css, label)
+    # The list has no column for the worker or the end time: they are in the tooltip.
+    if job.failed_at is not None:
+        hint = _("failed %(when)s") % {"when": _when(job.failed_at)}
+    elif job.finished_at is not None:
+        hint = _("succeeded %(when)s") % {"when": _when(job.finished_at)}
+    elif job.locked_at is not None:
+        hint = _("started %(when)s by %(worker)s") % {
+            "when": _when(job.locked_at),
+            "worker": job.locked_by or EMPTY,
+        }
+    else:
+        hint = ""
+    return format_html('<span class="djj-badge djj-{}" title="{}">{}</span>', css, hint, label)
+
+
+def status_and_attempts(job: Job) -> SafeString:
+    """The badge, then the attempts made so far of the maximum, when there were any."""
+    if not job.attempts:
+        return status_badge(job)
+    limit = max_attempts(job)
+    return format_html(
+        '{} <span class="djj-attempts" title="{}">{}/{}</span>',
+        status_badge(job), attempts_of_max(job), job.attempts, limit or "?",
+    )  # fmt: skip
+
+
+def short_name(job: Job) -> SafeString:
+    """The job's function name and id; its dotted path on hover."""
+    return format_html(
+        '<span class="djj-name" title="{}">{}</span> <span class="djj-id">#{}</span>',
+        job.name, job.name.rpartition(".")[2], job.pk,
+    )  # fmt: skip
 
 
 def max_attempts(job: Job) -> int | None:
@@ -82,8 +113,15 @@ def error_line(job: Job) -> SafeString | str:
     summary = job.error_summary
     if not summary:
         return EMPTY
+    # The cell cuts it to its width with an ellipsis (admin.css); the tooltip has the line.
     short = Truncator(summary).chars(ERROR_LINE_CHARS)
     return format_html('<span class="djj-error" title="{}">{}</span>', summary, short)
+
+
+def worker(job: Job) -> SafeString | str:
+    if not job.locked_by:
+        return EMPTY
+    return format_html('<span title="{}">{}</span>', job.locked_by, job.locked_by)
 
 
 def pretty_json(value: Any) -> SafeString:
@@ -107,15 +145,17 @@ def progress_block(job: Job) -> SafeString | str:
     )  # fmt: skip
 
 
-def compact_time(value: datetime | None) -> SafeString | str:
-    """``2026-11-22 19:04:05`` in the current time zone, the full date as a tooltip."""
+def compact_time(value: datetime | None, now: datetime | None = None) -> SafeString | str:
+    """``19:04:05`` today, ``2026-11-22`` another day (in the current time zone); the full
+    date and time as a tooltip."""
     if value is None:
         return EMPTY
     local = timezone.localtime(value)
+    today = timezone.localtime(now or timezone.now()).date()
+    shown = local.strftime("%H:%M:%S" if local.date() == today else "%Y-%m-%d")
     return format_html(
-        '<time datetime="{}" title="{}">{}</time>',
-        value.isoformat(), _when(value), local.strftime("%Y-%m-%d %H:%M:%S"),
-    )  # fmt: skip
+        '<time datetime="{}" title="{}">{}</time>', value.isoformat(), _when(value), shown
+    )
 
 
 def _when(value: datetime | None) -> str:

@@ -12,6 +12,7 @@ import signal
 from datetime import timedelta
 from pathlib import Path
 
+import django
 import pytest
 from django.db import connections
 from django.utils import timezone
@@ -30,6 +31,10 @@ CHROMIUM_ARGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "_static" / "screenshots"
+#: The width the admin must fit with its navigation sidebar open (issue 14).
+WIDTH = 1280
+#: Screenshots are taken on each supported Django: job-list-dj52.png, job-list-dj61.png, …
+VERSION_SUFFIX = f"-dj{django.VERSION[0]}{django.VERSION[1]}"
 
 
 @pytest.fixture
@@ -45,7 +50,7 @@ def browser_page(monkeypatch):
     connections.close_all()
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1920, "height": 960})
+        page = browser.new_page(viewport={"width": WIDTH, "height": 900})
         page.set_default_timeout(15_000)
         try:
             yield page
@@ -67,7 +72,55 @@ def run_workoff() -> None:
 def shot(page, name: str, **options) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.evaluate("window.scrollTo(0, 0)")
-    page.screenshot(path=str(SCREENSHOTS / name), **options)
+    stem, _, ext = name.rpartition(".")
+    page.screenshot(path=str(SCREENSHOTS / f"{stem}{VERSION_SUFFIX}.{ext}"), **options)
+
+
+def assert_sidebar_open(page) -> None:
+    assert page.locator("#main.shifted").count() == 1
+    assert page.locator("#nav-sidebar").bounding_box()["width"] > 200
+
+
+def assert_styled_breadcrumbs(page) -> str:
+    """The breadcrumbs are Django's markup for this version, with the admin's colours."""
+    tag = "ol" if django.VERSION >= (6, 0) else "div"
+    crumbs = page.locator(f"nav {tag}.breadcrumbs")
+    assert crumbs.count() == 1
+    background = crumbs.evaluate("e => getComputedStyle(e).backgroundColor")
+    # --breadcrumbs-bg, #264b5d in the light theme (an unstyled element is transparent).
+    assert background == "rgb(38, 75, 93)", background
+    if tag == "ol":
+        assert crumbs.locator("li").first.evaluate("e => getComputedStyle(e).display") == (
+            "inline-block"
+        )
+    return crumbs.inner_text()
+
+
+def assert_list_fits(page) -> None:
+    """No horizontal scrolling of the page or the results, and the error column is shown."""
+    sizes = page.evaluate(
+        """() => {
+            const results = document.querySelector('#changelist-form .results');
+            const error = document.querySelector('#result_list th.column-error_line');
+            const box = error.getBoundingClientRect();
+            return {
+                page: document.documentElement.scrollWidth,
+                viewport: document.documentElement.clientWidth,
+                results: results.scrollWidth, resultsBox: results.clientWidth,
+                errorLeft: box.left, errorRight: box.right,
+                columns: [...document.querySelectorAll('#result_list thead th')]
+                    .map(th => Math.round(th.getBoundingClientRect().width)),
+                rowHeights: [...document.querySelectorAll('#result_list tbody tr')]
+                    .map(row => row.getBoundingClientRect().height),
+            };
+        }"""
+    )
+    assert sizes["page"] <= sizes["viewport"], sizes
+    assert sizes["results"] <= sizes["resultsBox"], sizes
+    assert sizes["errorRight"] <= sizes["viewport"], sizes
+    assert sizes["errorRight"] - sizes["errorLeft"] >= 120, sizes  # room to read the error
+    # One line per row: no cell wraps (a wrapped row is at least twice as tall).
+    assert max(sizes["rowHeights"]) < 1.5 * min(sizes["rowHeights"]), sizes
 
 
 def test_failed_job_found_read_retried_and_succeeding(
@@ -106,11 +159,21 @@ def test_failed_job_found_read_retried_and_succeeding(
     page.fill("#id_password", "secret-pw")
     page.click("input[type=submit]")
     page.wait_for_url("**/admin/django_jobs/job/")
-    page.click("#toggle-nav-sidebar")  # more room for the columns; remembered by the admin
-    page.goto(f"{live_server.url}/admin/django_jobs/job/")
+    assert_sidebar_open(page)
     assert page.locator("#result_list tbody tr").count() == 9
     assert page.locator(".djj-badge.djj-running").count() == 1
+    assert_list_fits(page)
+    reference = page.locator(".breadcrumbs").evaluate("e => getComputedStyle(e).backgroundColor")
+    assert reference == "rgb(38, 75, 93)"  # Django's own page: the colour to match
+    error = page.locator("#result_list td.field-error_line .djj-error").first
+    assert error.get_attribute("title") == "RuntimeError: first attempt fails"
+    assert error.is_visible()
     shot(page, "job-list.png")
+
+    page.goto(f"{live_server.url}/admin/django_jobs/job/?status=failed")
+    assert_list_fits(page)
+    shot(page, "failed-list.png")
+    page.goto(f"{live_server.url}/admin/django_jobs/job/")
 
     # Failed in the last day: the old failure is left out.
     since = timezone.localtime(timezone.now() - timedelta(days=1))
@@ -134,6 +197,8 @@ def test_failed_job_found_read_retried_and_succeeding(
     page.click("a.djj-tool-retry")
     page.wait_for_url(f"**/admin/django_jobs/job/{flaky.pk}/retry/")
     assert "This changes 1 job" in page.locator("#content").inner_text()
+    crumbs = [word for word in assert_styled_breadcrumbs(page).split() if word != "›"]
+    assert crumbs == ["Home", "Jobs", "Jobs", "Retry"]
     page.click("form input[type=submit]")
     page.wait_for_url(f"**/admin/django_jobs/job/{flaky.pk}/change/")
     assert page.locator(".messagelist").inner_text() == "1 job was retried."
@@ -145,6 +210,8 @@ def test_failed_job_found_read_retried_and_succeeding(
     assert Execution.objects.filter(key="invoice-42").exists()
 
     page.goto(f"{live_server.url}/admin/django_jobs/job/dashboard/")
+    assert_sidebar_open(page)
+    assert "Job queues" in assert_styled_breadcrumbs(page)
     workers = page.locator("#djj-workers").inner_text()
     assert "django-jobs-worker.slow.7@" in workers and f"#{slow.pk}" in workers
     assert page.locator('#djj-queues tr[data-queue="default"] td').nth(4).inner_text() == "4"
@@ -165,3 +232,7 @@ def test_failed_job_found_read_retried_and_succeeding(
     )
     page.locator("#djj-auto-refresh").uncheck()
     assert page.evaluate("localStorage.getItem('django_jobs.dashboard.autoRefresh')") == "off"
+
+    page.goto(f"{live_server.url}/admin/django_jobs/job/failed/")
+    assert "Failed jobs by error" in assert_styled_breadcrumbs(page)
+    shot(page, "failures.png", full_page=True)

@@ -5,6 +5,7 @@ from datetime import timedelta
 import pytest
 from django.db import connection
 from django.utils import timezone
+from django.utils.html import escape
 
 from django_jobs.admin import paging as admin_paging
 from django_jobs.models import Job
@@ -24,15 +25,75 @@ def test_columns(admin_client):
     job = make_job("failed", name="tests.testapp.jobs.fail_for_good", attempts=1)
     make_job("running", locked_by="django-jobs-worker.default.7@box")
     content = admin_client.get(URL).content.decode()
-    assert 'class="djj-badge djj-failed">failed<' in content
-    assert 'class="djj-badge djj-running">running<' in content
+    assert 'class="djj-badge djj-failed" title="failed ' in content
+    assert 'class="djj-badge djj-running" title="started ' in content
     # fail_for_good declares max_attempts=1; noop falls back to the group's MAX_ATTEMPTS (3).
     assert "1 of 1" in content and "1 of 3" in content
-    assert "django-jobs-worker.default.7@box" in content
+    # The worker holding a job is in its badge's tooltip (and a column of the running list).
+    assert "by django-jobs-worker.default.7@box" in content
     assert "ValueError: boom" in content
     assert f'href="/admin/django_jobs/job/{job.pk}/change/' in content
-    for header in ("queue", "priority", "run at", "failed at", "created at", "last error"):
+    # The function name and id, with its dotted path on hover.
+    assert (
+        '<span class="djj-name" title="tests.testapp.jobs.fail_for_good">fail_for_good</span> '
+        f'<span class="djj-id">#{job.pk}</span>'
+    ) in content
+    for header in ("job", "queue", "priority", "status", "run at", "last error"):
         assert f">{header.capitalize()}<" in content or f">{header}<" in content.lower()
+
+
+@pytest.mark.parametrize(
+    "status, headers",
+    [
+        ("", ["Job", "Queue", "Priority", "Status", "Run at", "Last error"]),
+        ("ready", ["Job", "Queue", "Priority", "Status", "Run at", "Last error"]),
+        ("running", ["Job", "Queue", "Priority", "Attempts", "Started at", "Worker"]),
+        ("failed", ["Job", "Queue", "Priority", "Attempts", "Failed at", "Last error"]),
+        ("succeeded", ["Job", "Queue", "Priority", "Attempts", "Finished at", "Created at"]),
+    ],
+)
+def test_columns_per_status(admin_client, status, headers):
+    make_job("running", locked_by="django-jobs-worker.default.7@box")
+    response = admin_client.get(URL, {"status": status} if status else {})
+    # The first header is the action checkbox's.
+    shown = [str(h["text"]).lower() for h in response.context["result_headers"]][1:]
+    assert shown == [h.lower() for h in headers]
+
+
+@pytest.mark.parametrize(
+    "status, arrows",
+    [
+        # Claim order: priority, run at, then id, which has no column of its own.
+        ("", {"Priority": "ascending", "Run at": "ascending"}),
+        ("failed", {"Failed at": "descending"}),
+        ("succeeded", {"Finished at": "descending"}),
+        ("running", {"Started at": "ascending"}),
+    ],
+)
+def test_header_arrows_follow_the_actual_order(admin_client, status, arrows):
+    """Filtered on failed jobs the rows are newest failure first: the headers say so."""
+    for state in ("ready", "running", "failed", "succeeded"):
+        make_job(state)
+    response = admin_client.get(URL, {"status": status} if status else {})
+    # What the header template draws the arrows from.
+    sorted_headers = {
+        str(h["text"]).capitalize(): "ascending" if h["ascending"] else "descending"
+        for h in response.context["result_headers"]
+        if h.get("sorted")
+    }
+    assert sorted_headers == arrows
+
+
+def test_long_error_full_line_on_hover(admin_client):
+    """The cell cuts the error to its width (checked in the browser test); the tooltip and
+    the job's page have all of it."""
+    long = "RuntimeError: <b>" + "word " * 60
+    job = make_job("failed", last_error=f"Traceback\n{long}\n")
+    content = admin_client.get(URL, {"status": "failed"}).content.decode()
+    assert f'title="{escape(long.strip())}"' in content
+    assert "<b>" not in content.split('id="result_list"')[1]
+    page = admin_client.get(f"{URL}{job.pk}/change/").content.decode()
+    assert escape(long.strip()) in page
 
 
 def test_error_line_is_truncated_and_escaped(admin_client):
@@ -194,5 +255,5 @@ def test_failed_and_succeeded_lists_show_the_newest_first(admin_client):
     done_old = make_job("succeeded", finished_at=now - timedelta(hours=1))
     done_new = make_job("succeeded", finished_at=now)
     assert listed(admin_client.get(URL, {"status": "succeeded"})) == [done_new.pk, done_old.pk]
-    # A column the user sorts on wins (priority is column 4 of list_display).
-    assert listed(admin_client.get(URL, {"status": "failed", "o": "4"})) == [old.pk, new.pk]
+    # A column the user sorts on wins (priority is column 3, after the checkbox, job, queue).
+    assert listed(admin_client.get(URL, {"status": "failed", "o": "3"})) == [old.pk, new.pk]
