@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from ..conf import jobs_settings
-from ..models import Job, JobStatus, Worker
+from ..models import CLAIMABLE, Job, JobStatus, Worker
 from . import dashboard, display
 from .actions import ACTIONS, BULK_ACTIONS, DISCARD, JobAction, confirmation
 from .filters import LIST_FILTER
@@ -52,6 +52,20 @@ LIST_COLUMNS = {
 }  # fmt: skip
 #: URL path segment of each per-job action.
 ACTION_PATHS = {"retry": "retry", "run_now": "run-now", "discard": "discard"}
+
+
+def not_editable_reason(job: Job) -> str | None:
+    """Why the queue, priority and run time of ``job`` cannot be changed, if they cannot."""
+    if job.failed_at is not None:
+        return _(
+            "This job has failed: it will not run again by itself, so its queue, priority "
+            "and run time cannot be changed. Retry it to run it again now."
+        )
+    if job.finished_at is not None:
+        return _("This job has succeeded: there is nothing left to change.")
+    if job.locked_at is not None:
+        return _("A worker is running this job: it cannot be changed until it ends.")
+    return None
 
 
 class JobChangeList(ChangeList):
@@ -224,8 +238,10 @@ class JobAdmin(admin.ModelAdmin):
         return False  # jobs are enqueued by code
 
     def has_change_permission(self, request: HttpRequest, obj: Job | None = None) -> bool:
-        # A running job belongs to its worker: its page is read-only.
-        if obj is not None and obj.locked_at is not None:
+        # A running job belongs to its worker, and a failed or succeeded job is never
+        # claimed again, whatever its run time: their pages are read-only. (Saving a failed
+        # job's new run time used to say "changed successfully" and leave it failed.)
+        if obj is not None and not_editable_reason(obj) is not None:
             return False
         return super().has_change_permission(request, obj)
 
@@ -256,7 +272,7 @@ class JobAdmin(admin.ModelAdmin):
         values = {name: form.cleaned_data[name] for name in EDITABLE if name in form.cleaned_data}
         changed = (
             self.get_queryset(request)
-            .filter(pk=obj.pk, locked_at__isnull=True)
+            .filter(CLAIMABLE, pk=obj.pk)
             .update(**values, updated_at=timezone.now())
         )
         request._django_jobs_conflict = not changed
@@ -265,7 +281,7 @@ class JobAdmin(admin.ModelAdmin):
         if getattr(request, "_django_jobs_conflict", False):
             self.message_user(
                 request,
-                _("The job was not changed: a worker started it meanwhile."),
+                _("The job was not changed: a worker started it, or it ended, meanwhile."),
                 messages.ERROR,
             )
             return HttpResponseRedirect(request.path)
@@ -336,7 +352,10 @@ class JobAdmin(admin.ModelAdmin):
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         job = self.get_object(request, unquote(object_id))
-        extra = {"job_buttons": self.job_buttons(request, job) if job is not None else []}
+        extra = {
+            "job_buttons": self.job_buttons(request, job) if job is not None else [],
+            "not_editable_reason": not_editable_reason(job) if job is not None else None,
+        }
         return super().change_view(request, object_id, form_url, {**extra, **(extra_context or {})})
 
     def changelist_view(self, request, extra_context=None):

@@ -166,3 +166,46 @@ def test_django_delete_view_is_closed(admin_client):
     job = make_job("failed")
     assert admin_client.get(page(job).replace("change", "delete")).status_code == 403
     assert Job.objects.filter(pk=job.pk).exists()
+
+
+@pytest.mark.parametrize("state, reason", [
+    ("failed", "This job has failed: it will not run again by itself"),
+    ("succeeded", "This job has succeeded: there is nothing left to change."),
+    ("running", "A worker is running this job"),
+])  # fmt: skip
+def test_jobs_that_will_not_be_claimed_again_are_read_only_and_say_why(admin_client, state, reason):
+    """Editing a failed job's run time used to say "changed successfully" and leave it
+    failed: the page is read-only instead, and says why (and that Retry is the way)."""
+    job = make_job(state)
+    response = admin_client.get(page(job))
+    assert response.context["adminform"].form.fields == {}
+    assert not response.context["has_change_permission"]
+    content = response.content.decode()
+    assert reason in content
+    assert 'name="_save"' not in content
+    if state == "failed":
+        assert [action.name for action, _ in response.context["job_buttons"]] == [
+            "retry",
+            "discard",
+        ]
+    when = timezone.now() + timedelta(minutes=5)
+    response = admin_client.post(page(job), edit(job, priority=1, run_at=when))
+    assert response.status_code == 403
+    job.refresh_from_db()
+    assert job.priority == 50 and job.status == state
+
+
+def test_a_failure_after_the_page_loaded_is_not_overwritten(admin_user):
+    """A job that fails (or succeeds) between page load and save keeps its outcome."""
+    job = make_job("ready")
+    stale = Job.objects.get(pk=job.pk)
+    Job.objects.filter(pk=job.pk).update(failed_at=timezone.now(), last_error="boom")
+    model_admin = site._registry[Job]
+    request = RequestFactory().post("/")
+    request.user = admin_user
+    form = model_admin.get_form(request, stale)(data=edit(stale, priority=1), instance=stale)
+    assert form.is_valid(), form.errors
+    model_admin.save_model(request, form.save(commit=False), form, change=True)
+    assert request._django_jobs_conflict
+    job.refresh_from_db()
+    assert (job.priority, job.status) == (50, "failed")
