@@ -12,7 +12,7 @@ import os
 import sys
 import time
 
-from bench import lib
+from bench import cli, lib
 
 SETTINGS = "bench.project.settings"
 EXTRA_ROWS = 1_000_000
@@ -232,23 +232,21 @@ def latency(args) -> dict:
     return result
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument(
-        "scenario", choices=["enqueue", "bulk", "drain", "scale", "memory", "latency"]
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    return cli.driver_args(
+        argv,
+        ["enqueue", "bulk", "drain", "scale", "memory", "latency"],
+        kinds=["noop", "sleep", "async"],
+        options=[
+            ("--threads", {"type": int, "default": 1}),
+            ("--async-concurrency", {"type": int, "default": 10}),
+            ("--batch", {"type": int, "default": 100}),
+        ],
     )
-    parser.add_argument("--engine", required=True, choices=["sqlite", "postgres", "mysql"])
-    parser.add_argument("--db", default="bench_jobs")
-    parser.add_argument("--jobs", type=int, default=10_000)
-    parser.add_argument("--procs", type=int, default=1)
-    parser.add_argument("--kind", default="noop", choices=["noop", "sleep", "async"])
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--async-concurrency", type=int, default=10)
-    parser.add_argument("--batch", type=int, default=100)
-    parser.add_argument("--samples", type=int, default=200)
-    parser.add_argument("--budget", type=float, default=30.0)
-    parser.add_argument("--jitter", type=float, default=0.2)
-    args = parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     if args.scenario in ("enqueue", "bulk"):
         result = enqueue(args)
     elif args.scenario == "latency":

@@ -58,12 +58,104 @@ class Case:
         return (self.engine, self.metric, self.system)
 
 
-def _ours(metric: str, engine: str, *args: str, once: bool = False) -> Case:
-    return Case(metric, OURS, engine, "bench.ours", list(args) + ["--engine", engine], once=once)
+@dataclass(frozen=True)
+class System:
+    """How one system is measured: its driver and what it supports.
+
+    Every system gets the same cases in the same order (enqueue one by one, in bulk, no-op
+    drains with 1 and 2 processes, 10 ms sync and async jobs in its best configuration,
+    pickup latency); a metric it has no way to do is left out.
+    """
+
+    name: str
+    module: str
+    python: str  # "ours" or "peers": the interpreter that runs the driver
+    engines: tuple[str, ...] = ("sqlite", "postgres", "mysql")
+    bulk: bool = True
+    capped: bool = False  # drains use at most --slow-jobs jobs (a slow system)
+    sleep_sync: tuple[str, ...] | None = None  # driver flags of its best configuration
+    sleep_async: tuple[str, ...] | None = None
+    pickup: tuple[str, ...] = ()  # extra flags of the pickup case
 
 
-def _peer(metric: str, system: str, engine: str, module: str, *args: str) -> Case:
-    return Case(metric, system, engine, module, list(args) + ["--engine", engine], "peers")
+def _flags(**options: int) -> tuple[str, ...]:
+    """``procs=2, threads=64`` → ``("--procs", "2", "--threads", "64")``, in that order."""
+    out: list[str] = []
+    for key, value in options.items():
+        out += [f"--{key.replace('_', '-')}", str(value)]
+    return tuple(out)
+
+
+SYSTEMS = {
+    OURS: System(
+        OURS,
+        "bench.ours",
+        "ours",
+        sleep_sync=_flags(**OURS_SYNC),
+        # BATCH_SIZE is not passed: the measured configuration has the default batch.
+        sleep_async=_flags(
+            procs=OURS_ASYNC["procs"], async_concurrency=OURS_ASYNC["async_concurrency"]
+        ),
+    ),
+    TASKSDB: System(
+        TASKSDB,
+        "bench.peers.tasksdb_drive",
+        "peers",
+        bulk=False,
+        capped=True,
+        sleep_sync=_flags(procs=TASKSDB_SYNC_PROCS),
+        # It polls once a second: the spacing must cover that interval.
+        pickup=("--jitter", "1.0"),
+    ),
+    PROCRASTINATE: System(
+        PROCRASTINATE,
+        "bench.peers.procrastinate_drive",
+        "peers",
+        engines=("postgres",),
+        sleep_sync=_flags(**PROCRASTINATE_SYNC),
+    ),
+    PGQUEUER: System(
+        PGQUEUER,
+        "bench.peers.pgqueuer_drive",
+        "peers",
+        engines=("postgres",),
+        sleep_sync=_flags(**PGQUEUER_SYNC),
+        sleep_async=_flags(**PGQUEUER_ASYNC),
+    ),
+}
+
+
+def system_cases(
+    system: System, engine: str, jobs: int, slow_jobs: int, lat: list[str]
+) -> list[Case]:
+    """The cases of one system on one engine, in the order they interleave."""
+    if engine not in system.engines:
+        return []
+    n = str(jobs)
+    drained = str(min(jobs, slow_jobs)) if system.capped else n
+
+    def case(metric: str, *args: str) -> Case:
+        return Case(
+            metric, system.name, engine, system.module, [*args, "--engine", engine], system.python
+        )
+
+    out = [case("enqueue_one", "enqueue", "--jobs", n)]
+    if system.bulk:
+        out.append(case("enqueue_bulk", "bulk", "--jobs", n))
+    out += [
+        case("drain_1", "drain", "--jobs", drained, "--procs", "1"),
+        case("drain_2", "drain", "--jobs", drained, "--procs", "2"),
+    ]
+    if system.sleep_sync is not None:
+        out.append(
+            case("sleep_sync", "drain", "--jobs", drained, "--kind", "sleep", *system.sleep_sync)
+        )
+    if system.sleep_async is not None:
+        out.append(
+            case("sleep_async", "drain", "--jobs", drained, "--kind", "async", *system.sleep_async)
+        )
+    out.append(case("pickup", "latency", *lat, *system.pickup))
+    return out
 
 
 def cases(
@@ -76,141 +168,30 @@ def cases(
     memory_jobs: int,
 ) -> list[Case]:
     """Every case for one repetition, in the order they interleave."""
-    n = str(jobs)
     out: list[Case] = []
     budget = "10" if smoke else "30"
     lat = ["--samples", str(samples), "--budget", budget]
+    ours = SYSTEMS[OURS]
     for engine in engines:
-        out += [
-            _ours("enqueue_one", engine, "enqueue", "--jobs", n),
-            _ours("enqueue_bulk", engine, "bulk", "--jobs", n),
-            _ours("drain_1", engine, "drain", "--jobs", n, "--procs", "1"),
-            _ours("drain_2", engine, "drain", "--jobs", n, "--procs", "2"),
-            _ours(
-                "sleep_sync",
-                engine,
-                "drain",
-                "--jobs",
-                n,
-                "--kind",
-                "sleep",
-                "--procs",
-                str(OURS_SYNC["procs"]),
-                "--threads",
-                str(OURS_SYNC["threads"]),
-            ),  # fmt: skip
-            _ours(
-                "sleep_async",
-                engine,
-                "drain",
-                "--jobs",
-                n,
-                "--kind",
-                "async",
-                "--procs",
-                str(OURS_ASYNC["procs"]),
-                "--async-concurrency",
-                str(OURS_ASYNC["async_concurrency"]),
-            ),  # fmt: skip
-            _ours("pickup", engine, "latency", *lat),
-        ]
+        out += system_cases(ours, engine, jobs, slow_jobs, lat)
         if not smoke:
-            out += [
-                _ours("scale", engine, "scale", "--jobs", n, "--db", "bench_jobs_big"),
-                _ours("memory", engine, "memory", "--jobs", str(memory_jobs), once=True),
-            ]
-        out += _peer_cases(engine, peers, jobs, slow_jobs, lat)
-    return out
-
-
-def _peer_cases(engine: str, peers: list[str], jobs: int, slow_jobs: int, lat) -> list[Case]:
-    out: list[Case] = []
-    n = str(jobs)
-    if TASKSDB in peers:
-        m, slow = "bench.peers.tasksdb_drive", str(min(jobs, slow_jobs))
-        out += [
-            _peer("enqueue_one", TASKSDB, engine, m, "enqueue", "--jobs", n),
-            _peer("drain_1", TASKSDB, engine, m, "drain", "--jobs", slow, "--procs", "1"),
-            _peer("drain_2", TASKSDB, engine, m, "drain", "--jobs", slow, "--procs", "2"),
-            _peer(
-                "sleep_sync",
-                TASKSDB,
+            big = Case(
+                "scale",
+                OURS,
                 engine,
-                m,
-                "drain",
-                "--jobs",
-                slow,
-                "--kind",
-                "sleep",
-                "--procs",
-                str(TASKSDB_SYNC_PROCS),
-            ),  # fmt: skip
-            # It polls once a second: the spacing must cover that interval.
-            _peer("pickup", TASKSDB, engine, m, "latency", *lat, "--jitter", "1.0"),
-        ]
-    if engine != "postgres":
-        return out
-    if PROCRASTINATE in peers:
-        m = "bench.peers.procrastinate_drive"
-        out += [
-            _peer("enqueue_one", PROCRASTINATE, engine, m, "enqueue", "--jobs", n),
-            _peer("enqueue_bulk", PROCRASTINATE, engine, m, "bulk", "--jobs", n),
-            _peer("drain_1", PROCRASTINATE, engine, m, "drain", "--jobs", n, "--procs", "1"),
-            _peer("drain_2", PROCRASTINATE, engine, m, "drain", "--jobs", n, "--procs", "2"),
-            _peer(
-                "sleep_sync",
-                PROCRASTINATE,
+                ours.module,
+                ["scale", "--jobs", str(jobs), "--db", "bench_jobs_big", "--engine", engine],
+            )
+            memory = Case(
+                "memory",
+                OURS,
                 engine,
-                m,
-                "drain",
-                "--jobs",
-                n,
-                "--kind",
-                "sleep",
-                "--procs",
-                str(PROCRASTINATE_SYNC["procs"]),
-                "--concurrency",
-                str(PROCRASTINATE_SYNC["concurrency"]),
-            ),  # fmt: skip
-            _peer("pickup", PROCRASTINATE, engine, m, "latency", *lat),
-        ]
-    if PGQUEUER in peers:
-        m = "bench.peers.pgqueuer_drive"
-        out += [
-            _peer("enqueue_one", PGQUEUER, engine, m, "enqueue", "--jobs", n),
-            _peer("enqueue_bulk", PGQUEUER, engine, m, "bulk", "--jobs", n),
-            _peer("drain_1", PGQUEUER, engine, m, "drain", "--jobs", n, "--procs", "1"),
-            _peer("drain_2", PGQUEUER, engine, m, "drain", "--jobs", n, "--procs", "2"),
-            _peer(
-                "sleep_sync",
-                PGQUEUER,
-                engine,
-                m,
-                "drain",
-                "--jobs",
-                n,
-                "--kind",
-                "sleep",
-                "--procs",
-                str(PGQUEUER_SYNC["procs"]),
-                "--batch",
-                str(PGQUEUER_SYNC["batch"]),
-            ),  # fmt: skip
-            _peer(
-                "sleep_async",
-                PGQUEUER,
-                engine,
-                m,
-                "drain",
-                "--jobs",
-                n,
-                "--kind",
-                "async",
-                "--procs",
-                str(PGQUEUER_ASYNC["procs"]),
-                "--batch",
-                str(PGQUEUER_ASYNC["batch"]),
-            ),  # fmt: skip
-            _peer("pickup", PGQUEUER, engine, m, "latency", *lat),
-        ]
+                ours.module,
+                ["memory", "--jobs", str(memory_jobs), "--engine", engine],
+                once=True,
+            )
+            out += [big, memory]
+        for peer in PEERS:
+            if peer in peers:
+                out += system_cases(SYSTEMS[peer], engine, jobs, slow_jobs, lat)
     return out

@@ -13,7 +13,7 @@ import signal
 import sys
 import time
 
-from bench import lib
+from bench import cli, lib
 
 
 def commands(procs: int, batch: int) -> list[list[str]]:
@@ -91,20 +91,21 @@ async def run(args) -> dict:
     return result
 
 
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    return cli.driver_args(
+        argv,
+        ["enqueue", "bulk", "drain", "latency"],
+        engines=["postgres"],
+        kinds=["noop", "sleep", "async"],
+        options=[
+            ("--batch", {"type": int, "default": 10}),
+            ("--worker-driver", {"default": "asyncpg", "choices": ["asyncpg", "psycopg"]}),
+        ],
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("scenario", choices=["enqueue", "bulk", "drain", "latency"])
-    parser.add_argument("--engine", default="postgres", choices=["postgres"])
-    parser.add_argument("--db", default="bench_jobs")
-    parser.add_argument("--jobs", type=int, default=10_000)
-    parser.add_argument("--procs", type=int, default=1)
-    parser.add_argument("--batch", type=int, default=10)
-    parser.add_argument("--kind", default="noop", choices=["noop", "sleep", "async"])
-    parser.add_argument("--worker-driver", default="asyncpg", choices=["asyncpg", "psycopg"])
-    parser.add_argument("--samples", type=int, default=200)
-    parser.add_argument("--budget", type=float, default=30.0)
-    parser.add_argument("--jitter", type=float, default=0.2)
-    args = parser.parse_args(argv)
+    args = parse_args(argv)
     os.environ["BENCH_DB"] = args.db
     signal.signal(signal.SIGTERM, lib.terminated)
     lib.reset_database("postgres", args.db)

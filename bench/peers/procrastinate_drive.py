@@ -11,7 +11,7 @@ import os
 import sys
 import time
 
-from bench import lib
+from bench import cli, lib
 
 APP = "bench.peers.procrastinate_app.app"
 
@@ -32,19 +32,17 @@ def commands(procs: int, concurrency: int) -> list[list[str]]:
     ]
 
 
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    return cli.driver_args(
+        argv,
+        ["enqueue", "bulk", "drain", "latency"],
+        engines=["postgres"],
+        options=[("--concurrency", {"type": int, "default": 1})],
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("scenario", choices=["enqueue", "bulk", "drain", "latency"])
-    parser.add_argument("--engine", default="postgres", choices=["postgres"])
-    parser.add_argument("--db", default="bench_jobs")
-    parser.add_argument("--jobs", type=int, default=10_000)
-    parser.add_argument("--procs", type=int, default=1)
-    parser.add_argument("--concurrency", type=int, default=1)
-    parser.add_argument("--kind", default="noop", choices=["noop", "sleep"])
-    parser.add_argument("--samples", type=int, default=200)
-    parser.add_argument("--budget", type=float, default=30.0)
-    parser.add_argument("--jitter", type=float, default=0.2)
-    args = parser.parse_args(argv)
+    args = parse_args(argv)
     os.environ["BENCH_DB"] = args.db
     lib.reset_database("postgres", args.db)
     from bench.peers.procrastinate_app import app, noop, pickup, sleep10

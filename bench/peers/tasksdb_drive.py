@@ -11,7 +11,7 @@ import os
 import sys
 import time
 
-from bench import lib
+from bench import cli, lib
 
 SETTINGS = "bench.peers.tasksdb.settings"
 
@@ -61,18 +61,12 @@ def env(args, **extra) -> dict:
     )
 
 
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    return cli.driver_args(argv, ["enqueue", "drain", "latency"])
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("scenario", choices=["enqueue", "drain", "latency"])
-    parser.add_argument("--engine", required=True)
-    parser.add_argument("--db", default="bench_jobs")
-    parser.add_argument("--jobs", type=int, default=10_000)
-    parser.add_argument("--procs", type=int, default=1)
-    parser.add_argument("--kind", default="noop", choices=["noop", "sleep"])
-    parser.add_argument("--samples", type=int, default=200)
-    parser.add_argument("--budget", type=float, default=30.0)
-    parser.add_argument("--jitter", type=float, default=0.2)
-    args = parser.parse_args(argv)
+    args = parse_args(argv)
     setup(args)
     from bench.peers.tasksdb import tasks
 
