@@ -8,6 +8,6 @@ dictionary, never the parsed one. Ids are stable: a retired check keeps its numb
 
 from . import admin, database, settings  # noqa: F401  (importing registers the checks)
 from .base import TAG
-from .database import skip_locked_errors
+from .database import psycopg_warnings, skip_locked_errors
 
-__all__ = ["TAG", "skip_locked_errors"]
+__all__ = ["TAG", "psycopg_warnings", "skip_locked_errors"]

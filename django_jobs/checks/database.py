@@ -1,7 +1,8 @@
-"""Checks of the jobs database: engine, SQLite settings, SKIP LOCKED support."""
+"""Checks of the jobs database: engine, SQLite settings, driver and SKIP LOCKED support."""
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from django.core.checks import CheckMessage, Error, Tags, register
@@ -93,6 +94,53 @@ def check_sqlite_transaction_mode(app_configs=None, **kwargs) -> list[CheckMessa
             "connection.)",
         )
     ]
+
+
+#: psycopg 3 before this has no ``Connection.notifies(timeout=…)``, which LISTEN relies on.
+PSYCOPG_NOTIFIES = (3, 2)
+
+
+def _release(version: str) -> tuple[int, ...]:
+    """The leading numbers of a version string: "3.2.0.dev1" -> (3, 2, 0)."""
+    numbers = []
+    for part in version.split("."):
+        digits = "".join(itertools.takewhile(str.isdigit, part))
+        if not digits:
+            break
+        numbers.append(int(digits))
+        if digits != part:
+            break
+    return tuple(numbers)
+
+
+def psycopg_warnings(alias: str, version: str) -> list[CheckMessage]:
+    """W054 for a PostgreSQL jobs database driven by psycopg 3 of this version."""
+    if _release(version) >= PSYCOPG_NOTIFIES:
+        return []
+    return [
+        _warning(
+            54,
+            f"The jobs database {alias!r} is PostgreSQL with psycopg {version}: workers wait "
+            "for new jobs with LISTEN, which needs psycopg 3.2's "
+            "Connection.notifies(timeout=…).",
+            'Upgrade psycopg: python -m pip install "psycopg[binary]>=3.2" (or install '
+            '"django-dbjobs[postgres]", which requires it).',
+        )
+    ]
+
+
+@register(TAG)
+def check_psycopg_version(app_configs=None, **kwargs) -> list[CheckMessage]:
+    found = _jobs_database()
+    if found is None or _vendor(found[1].get("ENGINE", "")) != "postgresql":
+        return []
+    from django.db.backends.postgresql.psycopg_any import is_psycopg3
+
+    if not is_psycopg3:
+        return []  # with psycopg2 workers never LISTEN: they poll (storage.postgresql)
+    import psycopg
+
+    return psycopg_warnings(found[0], psycopg.__version__)
 
 
 def skip_locked_errors(alias: str, is_mariadb: bool, version: tuple[int, ...]) -> list[Error]:

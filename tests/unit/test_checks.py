@@ -317,3 +317,37 @@ def test_the_database_check_reads_the_real_server_only_when_asked():
         assert checks.skip_locked_errors("default", connection.mysql_is_mariadb, (5, 7, 0)), (
             "the same check must fail on an old version"
         )
+
+
+def postgres_jobs_database() -> dict:
+    # Never connected to: the check reads the engine and the installed driver only.
+    return {**settings.DATABASES, "jobs": {"ENGINE": "django.db.backends.postgresql"}}
+
+
+@pytest.mark.parametrize("version", ["3.1.19", "3.0", "3.1.0.dev1"])
+def test_w054_psycopg_without_notifies_timeout(version):
+    message = only(checks.psycopg_warnings("jobs", version), "django_jobs.W054")
+    assert f"psycopg {version}" in message.msg
+    assert "notifies(timeout=…)" in message.msg
+    assert '"psycopg[binary]>=3.2"' in message.hint
+
+
+@pytest.mark.parametrize("version", ["3.2.0", "3.2.10", "3.3.9", "4.0"])
+def test_w054_is_quiet_from_psycopg_3_2(version):
+    assert checks.psycopg_warnings("jobs", version) == []
+
+
+@overrides_databases
+def test_w054_reads_the_installed_psycopg(monkeypatch):
+    psycopg = pytest.importorskip("psycopg")
+    with override_settings(DATABASES=postgres_jobs_database()):
+        # The installed driver (the dev extra requires 3.2+) passes ...
+        assert found(DATABASE="jobs") == []
+        # ... and the registered check reads the driver's own version, not a constant.
+        monkeypatch.setattr(psycopg, "__version__", "3.1.18")
+        message = only(found(DATABASE="jobs"), "django_jobs.W054")
+    assert "'jobs'" in message.msg and "psycopg 3.1.18" in message.msg
+    # Only for PostgreSQL: a SQLite jobs database is left alone whatever psycopg is.
+    sqlite = sqlite_jobs_database("/tmp/jobs.sqlite3", transaction_mode="IMMEDIATE")
+    with override_settings(DATABASES=sqlite):
+        assert found(DATABASE="jobs") == []
