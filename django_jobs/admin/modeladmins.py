@@ -23,6 +23,7 @@ from ..models import CLAIMABLE, Job, JobStatus, Worker
 from . import dashboard, display
 from .actions import ACTIONS, BULK_ACTIONS, DISCARD, JobAction, confirmation
 from .filters import LIST_FILTER
+from .index import add_monitoring_rows
 from .paging import EstimatingPaginator
 
 EDITABLE = ("queue", "priority", "run_at")
@@ -140,6 +141,12 @@ class JobAdmin(admin.ModelAdmin):
 
     class Media:
         css = {"all": ("django_jobs/admin.css",)}
+
+    def __init__(self, model, admin_site) -> None:
+        super().__init__(model, admin_site)
+        # The dashboard is a view of this admin, not a model: without this, the admin's
+        # index page (and its sidebar) would not link to it.
+        add_monitoring_rows(admin_site)
 
     # -- columns and fields ------------------------------------------------------------
 
