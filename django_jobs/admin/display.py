@@ -48,6 +48,29 @@ def breadcrumbs(model_admin: admin.ModelAdmin, current: Any) -> dict[str, Any]:
     return {"djj_breadcrumbs": crumbs, "djj_breadcrumbs_as_list": BREADCRUMBS_AS_LIST}
 
 
+def succeeded_not_kept(queue: str | None = None) -> SafeString | None:
+    """Why the succeeded list is empty for some queues: their rows are deleted on success.
+
+    None when every queue shown keeps its succeeded jobs. ``queue`` narrows it to the queue
+    the list is filtered on.
+    """
+    settings = jobs_settings()
+    queues = [queue] if queue else list(settings.queues)
+    deleting = [q for q in queues if settings.policy_for(q).delete_successful_jobs]
+    if not deleting:
+        return None
+    kept = [q for q in queues if q not in deleting]
+    message = _(
+        "Succeeded jobs of %(queues)s are not listed: they are deleted when they succeed, "
+        "because DELETE_SUCCESSFUL_JOBS is on (the default) for the worker group serving "
+        'them. Set "DELETE_SUCCESSFUL_JOBS": False in that group of JOBS["WORKERS"] to '
+        "keep them."
+    ) % {"queues": ", ".join(deleting)}
+    if kept:
+        message += " " + _("Succeeded jobs of %(queues)s are kept.") % {"queues": ", ".join(kept)}
+    return format_html('<p class="djj-note" id="djj-succeeded-not-kept">{}</p>', message)
+
+
 def display_status(job: Job, now: datetime | None = None) -> tuple[str, str]:
     """(css name, label): scheduled jobs that are due show as "ready"."""
     status = job.status

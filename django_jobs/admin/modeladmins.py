@@ -367,6 +367,8 @@ class JobAdmin(admin.ModelAdmin):
 
     def changelist_view(self, request, extra_context=None):
         extra = {"dashboard_url": self._url("dashboard"), "failures_url": self._url("failures")}
+        if request.GET.get("status") == JobStatus.SUCCEEDED:
+            extra["succeeded_not_kept"] = display.succeeded_not_kept(request.GET.get("queue"))
         return super().changelist_view(request, {**extra, **(extra_context or {})})
 
 
