@@ -107,3 +107,7 @@ class AsyncRunner:
             self.loop.call_soon_threadsafe(self.loop.stop)
             if self.thread is not None:
                 self.thread.join(timeout=5)
+            # A stopped loop still holds its selector and self-pipe; a workoff run makes
+            # one loop per group in one process. A loop still running cannot be closed.
+            if self.thread is None or not self.thread.is_alive():
+                self.loop.close()
