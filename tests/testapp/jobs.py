@@ -85,3 +85,44 @@ def crash(key, how="exit"):
             os.abort()
         os._exit(1)
     Execution.objects.create(key=key, pid=os.getpid())
+
+
+@job(max_attempts=2)
+async def async_cancelled(key):
+    """Raises CancelledError itself: that is the job's error, not a request to stop."""
+    from asgiref.sync import sync_to_async
+
+    await sync_to_async(Execution.objects.create)(key=key, pid=os.getpid(), started=time.time())
+    raise asyncio.CancelledError("cancelled by the job itself")
+
+
+@job(max_attempts=2)
+def keyboard_interrupt(key):
+    Execution.objects.create(key=key, pid=os.getpid(), started=time.time())
+    raise KeyboardInterrupt
+
+
+@job(takes_context=True)
+async def async_aprogress(context, key):
+    await context.aprogress(50, "half")
+    from asgiref.sync import sync_to_async
+
+    await sync_to_async(Execution.objects.create)(key=key, pid=os.getpid())
+
+
+@job(takes_context=True)
+async def async_progress(context, key, wait=5.0):
+    """``progress()`` from an event loop does not wait for its write: wait for it here, so
+    the outcome (which ends the claim the write is guarded by) cannot overtake it."""
+    from asgiref.sync import sync_to_async
+
+    from django_jobs.models import Job
+
+    context.progress(60, "sync call")
+    deadline = time.monotonic() + wait
+    seen = False
+    while not seen and time.monotonic() < deadline:
+        seen = await sync_to_async(Job.objects.filter(pk=context.job_id, progress=60).exists)()
+        if not seen:
+            await asyncio.sleep(0.02)
+    await sync_to_async(Execution.objects.create)(key=f"{key}:{'seen' if seen else 'unseen'}")
