@@ -1,7 +1,7 @@
 """The processes django_jobs starts: their environment, titles and console logging.
 
 Titles (``ps``, ``top``) need the optional ``setproctitle`` package
-(``pip install django-jobs[setproctitle]``); without it processes keep their
+(``pip install django-dbjobs[setproctitle]``); without it processes keep their
 ``python -m django …`` command line, which works as well for ``pgrep -f``.
 """
 

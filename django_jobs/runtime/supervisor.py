@@ -231,7 +231,7 @@ class Supervisor:
 
     def _cleanup(self, slot: Slot, pid: int, how: str) -> None:
         """Free what a dead worker held: its jobs at once, and its worker row."""
-        from ..models import Job, Worker
+        from ..models import Worker
         from ..storage import get_storage
         from .lifeline import recover_worker_jobs
 
@@ -239,14 +239,10 @@ class Supervisor:
         identity = slot.identity
         try:
             if slot.killed_because == "stopped at once":
-                held = list(
-                    Job.objects.using(alias).filter(locked_by=identity).values_list("pk", flat=True)
-                )
-                get_storage().release(identity, held, clock.now())
+                storage = get_storage()
+                storage.release([row.job for row in storage.held_by(identity)], clock.now())
             else:
-                recover_worker_jobs(
-                    identity, f"worker {identity} died while running this job ({how})"
-                )
+                recover_worker_jobs(identity, how)
             Worker.objects.using(alias).filter(identity=identity, pid=pid).delete()
         except (DatabaseError, InterfaceError) as exc:
             # The worker that takes this slot over recovers them when it registers, and

@@ -30,3 +30,20 @@ def freeze(key):
         Execution.objects.create(key=f"{key}:frozen", pid=os.getpid())
         os.kill(os.getpid(), signal.SIGSTOP)
     Execution.objects.create(key=key, pid=os.getpid())
+
+
+@job(max_attempts=1)
+def once(key, sleep=0.0):
+    """One attempt only: a crash must never charge it unless it was really running."""
+    started = time.time()
+    if sleep:
+        time.sleep(sleep)
+    Execution.objects.create(key=key, pid=os.getpid(), started=started, ended=time.time())
+
+
+@job(max_attempts=2)
+def long_one(key, seconds=30.0):
+    """A job long enough to be running when its worker is killed."""
+    Execution.objects.create(key=f"{key}:start", pid=os.getpid(), started=time.time())
+    time.sleep(seconds)
+    Execution.objects.create(key=key, pid=os.getpid(), ended=time.time())
