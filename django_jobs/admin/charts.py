@@ -7,9 +7,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
+
+from .display import local
 
 WIDTH, HEIGHT = 720, 220
 LEFT, RIGHT, TOP, BOTTOM = 44, 8, 12, 28
@@ -60,7 +61,7 @@ def hourly_bars(starts: Sequence[datetime], series: Sequence[Series], title: str
         )
     for i, start in enumerate(starts):
         x0 = LEFT + i * slot_w + 2
-        hour = timezone.localtime(start).strftime("%H:00")
+        hour = local(start).strftime("%H:00")
         for j, s in enumerate(series):
             value = s.values[i]
             h = plot_h * value / top

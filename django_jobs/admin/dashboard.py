@@ -12,17 +12,16 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from .. import stats
+from .. import clock, stats
 from ..conf import jobs_settings
 from ..models import Job
 from .actions import RETRY, confirmation
 from .charts import Series, hourly_bars
-from .display import breadcrumbs, duration
+from .display import breadcrumbs, duration, times_are_utc
 
 #: Failed rows the failures page groups, newest first.
 FAILURES_SCANNED = 10_000
@@ -46,6 +45,7 @@ def _context(model_admin: admin.ModelAdmin, request: HttpRequest, title) -> dict
         "dashboard_url": _url(model_admin, "dashboard"),
         "failures_url": _url(model_admin, "failures"),
         **breadcrumbs(model_admin, title),
+        "times_are_utc": times_are_utc(),
     }
 
 
@@ -55,7 +55,7 @@ def _url(model_admin: admin.ModelAdmin, name: str) -> str:
 
 def dashboard_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> HttpResponse:
     context = _context(model_admin, request, gettext_lazy("Job queues"))
-    now = timezone.now()
+    now = clock.now()
     hourly = stats.hourly_outcomes(now=now)
     changelist = context["changelist_url"]
     rows = []

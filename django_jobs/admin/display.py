@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import django
+from django.conf import settings as django_settings
 from django.contrib import admin
 from django.template.defaultfilters import date as date_filter
 from django.urls import reverse
@@ -17,7 +18,7 @@ from django.utils.text import Truncator, capfirst
 from django.utils.timesince import timesince
 from django.utils.translation import gettext as _
 
-from .. import registry
+from .. import clock, registry
 from ..conf import jobs_settings
 from ..models import Job, JobStatus
 
@@ -27,6 +28,17 @@ ERROR_LINE_CHARS = 80
 #: Django 6.0 turned the admin's breadcrumbs from a ``<div>`` with ``›`` between links into
 #: an ``<ol>`` of ``<li>``, and styles only ``ol.breadcrumbs``: each version needs its own.
 BREADCRUMBS_AS_LIST = django.VERSION >= (6, 0)
+
+
+def local(value: datetime) -> datetime:
+    """``value`` as the admin shows it: aware times in the current time zone; naive ones
+    as they are, since django_jobs stores naive UTC under ``USE_TZ = False``."""
+    return timezone.localtime(value) if timezone.is_aware(value) else value
+
+
+def times_are_utc() -> bool:
+    """True when stored times are naive UTC (``USE_TZ = False``): the pages say so."""
+    return not django_settings.USE_TZ
 
 
 def breadcrumbs(model_admin: admin.ModelAdmin, current: Any) -> dict[str, Any]:
@@ -74,7 +86,7 @@ def succeeded_not_kept(queue: str | None = None) -> SafeString | None:
 def display_status(job: Job, now: datetime | None = None) -> tuple[str, str]:
     """(css name, label): scheduled jobs that are due show as "ready"."""
     status = job.status
-    if status == JobStatus.SCHEDULED and job.run_at and job.run_at <= (now or timezone.now()):
+    if status == JobStatus.SCHEDULED and job.run_at and job.run_at <= (now or clock.now()):
         return "ready", _("ready")
     return str(status), str(JobStatus(status).label)
 
@@ -173,16 +185,19 @@ def compact_time(value: datetime | None, now: datetime | None = None) -> SafeStr
     date and time as a tooltip."""
     if value is None:
         return EMPTY
-    local = timezone.localtime(value)
-    today = timezone.localtime(now or timezone.now()).date()
-    shown = local.strftime("%H:%M:%S" if local.date() == today else "%Y-%m-%d")
+    shown_at = local(value)
+    today = local(now or clock.now()).date()
+    shown = shown_at.strftime("%H:%M:%S" if shown_at.date() == today else "%Y-%m-%d")
     return format_html(
         '<time datetime="{}" title="{}">{}</time>', value.isoformat(), _when(value), shown
     )
 
 
 def _when(value: datetime | None) -> str:
-    return date_filter(timezone.localtime(value), "DATETIME_FORMAT") if value else EMPTY
+    if value is None:
+        return EMPTY
+    text = date_filter(local(value), "DATETIME_FORMAT")
+    return f"{text} UTC" if timezone.is_naive(value) else text
 
 
 def duration(delta: timedelta) -> str:
@@ -196,7 +211,7 @@ def duration(delta: timedelta) -> str:
 
 def timeline(job: Job, now: datetime | None = None) -> SafeString:
     """The job's life so far, one line per event that happened (or is due)."""
-    now = now or timezone.now()
+    now = now or clock.now()
     events: list[tuple[str, str, str]] = [("created", _("Created"), _when(job.created_at))]
     if job.run_at is not None:
         label = _("Runs at") if job.run_at > now else _("Due since")

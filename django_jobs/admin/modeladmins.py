@@ -15,9 +15,9 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect
 from django.urls import path, reverse
-from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from .. import clock
 from ..conf import jobs_settings
 from ..models import CLAIMABLE, Job, JobStatus, Worker
 from . import dashboard, display
@@ -98,6 +98,9 @@ class JobForm(forms.ModelForm):
             self.fields["queue"] = forms.ChoiceField(
                 choices=choices, label=field.label, help_text=_("One of JOBS['QUEUES'].")
             )
+        if "run_at" in self.fields and display.times_are_utc():
+            # Stored as naive UTC (django_jobs.clock): the value typed here is UTC too.
+            self.fields["run_at"].help_text = _("In UTC: USE_TZ is False.")
 
     def clean_queue(self) -> str:
         queue = self.cleaned_data["queue"]
@@ -280,7 +283,7 @@ class JobAdmin(admin.ModelAdmin):
         changed = (
             self.get_queryset(request)
             .filter(CLAIMABLE, pk=obj.pk)
-            .update(**values, updated_at=timezone.now())
+            .update(**values, updated_at=clock.now())
         )
         request._django_jobs_conflict = not changed
 
@@ -362,11 +365,16 @@ class JobAdmin(admin.ModelAdmin):
         extra = {
             "job_buttons": self.job_buttons(request, job) if job is not None else [],
             "not_editable_reason": not_editable_reason(job) if job is not None else None,
+            "times_are_utc": display.times_are_utc(),
         }
         return super().change_view(request, object_id, form_url, {**extra, **(extra_context or {})})
 
     def changelist_view(self, request, extra_context=None):
-        extra = {"dashboard_url": self._url("dashboard"), "failures_url": self._url("failures")}
+        extra = {
+            "dashboard_url": self._url("dashboard"),
+            "failures_url": self._url("failures"),
+            "times_are_utc": display.times_are_utc(),
+        }
         if request.GET.get("status") == JobStatus.SUCCEEDED:
             extra["succeeded_not_kept"] = display.succeeded_not_kept(request.GET.get("queue"))
         return super().changelist_view(request, {**extra, **(extra_context or {})})
@@ -386,7 +394,7 @@ class WorkerAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("heartbeat fresh"), boolean=True)
     def is_fresh(self, worker: Worker) -> bool:
-        age = (timezone.now() - worker.heartbeat_at).total_seconds()
+        age = (clock.now() - worker.heartbeat_at).total_seconds()
         return age <= jobs_settings().heartbeat_timeout
 
     def get_queryset(self, request: HttpRequest):
