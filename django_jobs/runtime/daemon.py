@@ -9,12 +9,15 @@ them even when the supervisor itself is gone.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError
@@ -60,13 +63,40 @@ def read_pid(path: str) -> int | None:
         return None
 
 
-def claim_pidfile(path: str) -> int | None:
-    """Write this process's pid to ``path``; the pid of a live supervisor already there."""
-    other = read_pid(path)
-    if other and other != os.getpid() and supervisor_alive(other):
-        return other
+@contextmanager
+def _pidfile_lock(path: str) -> Iterator[None]:
+    """Exclusive among every process claiming or releasing ``path``.
+
+    Checking who owns the pid file and writing it are two steps; two ``jobs start`` (or a
+    restart racing a start) would both see no live owner and both write. The lock is an
+    ``flock`` on a sibling file that is never removed (removing it would let a newcomer
+    lock a fresh inode while an older holder still locks the unlinked one); the kernel
+    drops it when its holder dies, so a killed supervisor cannot leave it held.
+    """
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    write_atomically(path, f"{os.getpid()}\n")
+    fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def claim_pidfile(path: str) -> int | None:
+    """Write this process's pid to ``path``; the pid of a live supervisor already there.
+
+    Of processes claiming the same path at once, exactly one gets None. A file left by a
+    supervisor that died is taken over, and its worker list (pids that may since have
+    been recycled) removed.
+    """
+    with _pidfile_lock(path):
+        other = read_pid(path)
+        if other == os.getpid():
+            return None
+        if other and supervisor_alive(other):
+            return other
+        _unlink(workers_file(path))
+        write_atomically(path, f"{os.getpid()}\n")
     return None
 
 
@@ -76,12 +106,17 @@ def write_worker_pids(pidfile: str, pids: list[int]) -> None:
 
 def release_pidfile(pidfile: str) -> None:
     """Remove the pid files, if they are still ours."""
-    if read_pid(pidfile) == os.getpid():
-        for path in (workers_file(pidfile), pidfile):
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
+    with _pidfile_lock(pidfile):
+        if read_pid(pidfile) == os.getpid():
+            _unlink(workers_file(pidfile))
+            _unlink(pidfile)
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 def read_worker_pids(pidfile: str) -> list[int]:
@@ -133,10 +168,9 @@ def start() -> str:
     pid = running_pid()
     if pid:
         raise DaemonError(f"django_jobs is already running (pid {pid}, pid file {path})")
+    # A stale pid file is left for the supervisor's claim to replace under its lock:
+    # unlinking it here could remove the file of a supervisor a concurrent start launched.
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    for stale in (path, workers_file(path)):
-        if os.path.exists(stale):
-            os.unlink(stale)
     log_file = jobs_settings().log_file
     env = child_env()
     env[ENV_DETACHED] = "1"
@@ -154,6 +188,9 @@ def start() -> str:
     while read_pid(path) != process.pid:
         code = process.poll()
         if code is not None:
+            other = running_pid()
+            if other:  # a concurrent start won the pid file
+                raise DaemonError(f"django_jobs is already running (pid {other}, pid file {path})")
             where = f"see {log_file}" if log_file else "set JOBS['LOG_FILE'] to see why"
             raise DaemonError(f"the supervisor exited at once (code {code}): {where}")
         if time.monotonic() > deadline:
@@ -206,9 +243,11 @@ def stop(timeout: float = 60.0, force: bool = False) -> str:
         _signal(victim, signal.SIGKILL)
     _wait_gone(set(killed), FORCE_GRACE, path)
     _release_jobs_of(set(killed) - {pid})
-    for stale in (path, workers_file(path)):
-        if os.path.exists(stale):
-            os.unlink(stale)
+    with _pidfile_lock(path):
+        owner = read_pid(path)
+        if not (owner and supervisor_alive(owner)):  # not a supervisor started meanwhile
+            _unlink(workers_file(path))
+            _unlink(path)
     return f"Stopped django_jobs; killed pids {killed} that were still running after {timeout:g} s."
 
 
