@@ -43,6 +43,13 @@ elif ENGINE == "mysql":
             "TEST": {"NAME": f"test_django_jobs_{os.getpid()}", "CHARSET": "utf8mb4"},
         }
     }
+    # A project's own isolation level ("none": Django sets none, the server's default
+    # applies), for tests of what claims do under a level stricter than READ COMMITTED.
+    _isolation = os.environ.get("DJANGO_JOBS_MYSQL_ISOLATION")
+    if _isolation is not None:
+        DATABASES["default"]["OPTIONS"]["isolation_level"] = (
+            None if _isolation == "none" else _isolation
+        )
 elif ENGINE == "sqlite":
     _name = os.path.join(SQLITE_DIR, f"django_jobs_test_{os.getpid()}.sqlite3")
     DATABASES = {

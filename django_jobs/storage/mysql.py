@@ -41,7 +41,10 @@ class MySQLStorage(Storage):
                 yield cursor
             return
         with self.connection.cursor() as cursor:
-            if self.connection.isolation_level not in (None, "read committed"):
+            # None (OPTIONS["isolation_level"] = None) is not READ COMMITTED: Django then
+            # sets no level and the server's default applies, REPEATABLE READ unless the
+            # server is configured otherwise.
+            if self.connection.isolation_level != "read committed":
                 # Gap locks of a stricter level would make claims block enqueues. SET
                 # TRANSACTION (not SESSION) covers this transaction only: it cannot leak
                 # into job code on the same connection, and needs no redo on reconnect.
