@@ -160,6 +160,8 @@ def test_failed_job_found_read_retried_and_succeeding(
     page.click("input[type=submit]")
     page.wait_for_url("**/admin/django_jobs/job/")
     assert_sidebar_open(page)
+    sidebar = page.locator("#nav-sidebar .app-django_jobs")
+    assert sidebar.locator('a[href="/admin/django_jobs/job/dashboard/"]').count() == 1
     assert page.locator("#result_list tbody tr").count() == 9
     assert page.locator(".djj-badge.djj-running").count() == 1
     assert_list_fits(page)
@@ -192,6 +194,7 @@ def test_failed_job_found_read_retried_and_succeeding(
     assert traceback.startswith("Traceback (most recent call last):")
     assert traceback.rstrip().endswith("RuntimeError: first attempt fails")
     assert page.locator(".djj-badge").inner_text() == "failed"
+    assert "Retry it to run it again" in page.locator(".djj-not-editable").inner_text()
     shot(page, "failed-job.png", full_page=True)
 
     page.click("a.djj-tool-retry")
@@ -209,7 +212,13 @@ def test_failed_job_found_read_retried_and_succeeding(
     assert page.locator(".djj-badge").inner_text() == "succeeded"
     assert Execution.objects.filter(key="invoice-42").exists()
 
-    page.goto(f"{live_server.url}/admin/django_jobs/job/dashboard/")
+    # The admin's index page lists the dashboard with the jobs app.
+    page.goto(f"{live_server.url}/admin/")
+    shot(page, "admin-index.png")
+    page.locator("#content-main .app-django_jobs").get_by_role(
+        "link", name="Queue dashboard"
+    ).click()
+    page.wait_for_url("**/admin/django_jobs/job/dashboard/")
     assert_sidebar_open(page)
     assert "Job queues" in assert_styled_breadcrumbs(page)
     workers = page.locator("#djj-workers").inner_text()
