@@ -203,9 +203,11 @@ def _store(rows: list[NewJob]) -> list[Job]:
 def _instance(row: NewJob, alias: str, now: datetime) -> Job:
     # Positional construction, as Django builds rows read from the database: the keyword
     # form costs more than the INSERT's Python side on the one-call-per-job path.
+    # One value per concrete field, in the model's order (tests/unit/test_enqueued_job.py
+    # compares the result with the stored row, so a new field cannot shift them silently).
     job = Job(
         None, row.name, row.arg_list, row.kwarg_dict, row.queue, row.priority, 0,
-        row.run_at, None, None, "", None, None, None, "", now, now,
+        row.run_at, None, None, None, None, None, "", None, None, None, "", now, now,
     )  # fmt: skip
     job._state.db = alias
     return job

@@ -7,6 +7,8 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from . import clock
+
 
 class JobStatus(models.TextChoices):
     SCHEDULED = "scheduled", _("scheduled")
@@ -27,11 +29,13 @@ class JobQuerySet(models.QuerySet):
     def scheduled(self) -> JobQuerySet:
         return self.filter(CLAIMABLE, run_at__isnull=False)
 
+    # clock.now(), not timezone.now(): under USE_TZ = False run_at is naive UTC, and
+    # timezone.now() would be local time.
     def ready(self, now=None) -> JobQuerySet:
-        return self.scheduled().filter(run_at__lte=now or timezone.now())
+        return self.scheduled().filter(run_at__lte=now or clock.now())
 
     def later(self, now=None) -> JobQuerySet:
-        return self.scheduled().filter(run_at__gt=now or timezone.now())
+        return self.scheduled().filter(run_at__gt=now or clock.now())
 
     def running(self) -> JobQuerySet:
         return self.filter(locked_at__isnull=False)

@@ -304,3 +304,22 @@ def check_unserved_queues(app_configs=None, **kwargs) -> list[CheckMessage]:
 
 
 # -- the jobs database ------------------------------------------------------------------------
+
+
+@register(TAG)
+def check_use_tz(app_configs=None, **kwargs) -> list[CheckMessage]:
+    if settings.USE_TZ:
+        return []
+    zone = getattr(settings, "TIME_ZONE", None) or "UTC"
+    return [
+        _warning(
+            60,
+            "USE_TZ is False: django_jobs stores and shows job and worker times (run at, "
+            f"locked at, finished at, heartbeats) in UTC, not in TIME_ZONE ({zone!r}).",
+            "Heartbeats and deadlines are compared across processes and hosts, so they must "
+            "not move with a DST change. A naive datetime you pass (later(..., "
+            "wait_until=...)) is read as TIME_ZONE time and converted; rows you read back "
+            "hold naive UTC. Set USE_TZ = True to see local times in the admin, or add "
+            '"django_jobs.W060" to SILENCED_SYSTEM_CHECKS.',
+        )
+    ]

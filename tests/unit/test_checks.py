@@ -351,3 +351,12 @@ def test_w054_reads_the_installed_psycopg(monkeypatch):
     sqlite = sqlite_jobs_database("/tmp/jobs.sqlite3", transaction_mode="IMMEDIATE")
     with override_settings(DATABASES=sqlite):
         assert found(DATABASE="jobs") == []
+
+
+@override_settings(USE_TZ=False, TIME_ZONE="Europe/Paris")
+def test_w060_use_tz_false_says_job_times_are_utc():
+    message = only(run_checks(tags=[checks.TAG]), "django_jobs.W060")
+    assert "USE_TZ is False" in message.msg and "in UTC, not in TIME_ZONE ('Europe/Paris')" in (
+        message.msg
+    )
+    assert "wait_until" in message.hint and "SILENCED_SYSTEM_CHECKS" in message.hint
