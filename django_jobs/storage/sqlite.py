@@ -54,7 +54,10 @@ class SQLiteStorage(Storage):
         # another connection writes: SQLite fails it at once ("database is locked"),
         # whatever the busy timeout. BEGIN IMMEDIATE waits for the lock up front.
         connection = self.connection
-        mode = getattr(connection, "transaction_mode", None)
+        # transaction_mode is only set when the connection opens: read before that, it
+        # is "none", and putting that back would make later transactions DEFERRED.
+        connection.ensure_connection()
+        mode = connection.transaction_mode
         if not connection.in_atomic_block:
             connection.transaction_mode = "IMMEDIATE"
         try:
