@@ -56,7 +56,13 @@ elif ENGINE == "sqlite":
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": os.environ.get("DJANGO_JOBS_SQLITE_NAME", _name),
-            "OPTIONS": {"transaction_mode": "IMMEDIATE"},
+            # DJANGO_JOBS_SQLITE_MODE="" drops transaction_mode, as a project that skipped
+            # that README line (workers must not rely on it).
+            "OPTIONS": (
+                {"transaction_mode": _mode}
+                if (_mode := os.environ.get("DJANGO_JOBS_SQLITE_MODE", "IMMEDIATE"))
+                else {}
+            ),
             "TEST": {"NAME": os.environ.get("DJANGO_JOBS_SQLITE_NAME", _name)},
         }
     }
