@@ -331,7 +331,8 @@ class Worker:
         with self.flush_lock:
             writes = self.ledger.take_writes(self.time_limit)
             if not writes:
-                if self.db_suspect:
+                if self.db_suspect and threading.current_thread() is not self.flusher:
+                    # Nothing to write: prove the main connection works before running more.
                     self.storage.connection.ensure_connection()
                     self.db_suspect = False
                 return
