@@ -4,7 +4,6 @@ through timezone.localtime() (which refuses naive values)."""
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.test import override_settings
 
 from django_jobs.models import Job, Worker
 
@@ -19,44 +18,46 @@ def naive_utc_now() -> datetime:
 
 
 @pytest.fixture
-def naive_rows():
-    """One job in each state and a live worker, every time naive UTC, as workers write them
-    with USE_TZ = False."""
+def naive_rows(settings):
+    """USE_TZ = False in a zone that is not UTC, and one job in each state and a live
+    worker, every time naive UTC as django_jobs writes them in that mode. (The rows are
+    written under the same settings as they are read: on PostgreSQL a naive value is
+    stored in the connection's TIME_ZONE.)"""
+    settings.USE_TZ = False
+    settings.TIME_ZONE = "Europe/Paris"
     now = naive_utc_now()
-    with override_settings(USE_TZ=False):
-        jobs = {
-            "ready": Job.objects.create(name="tests.testapp.jobs.noop", run_at=now),
-            "later": Job.objects.create(
-                name="tests.testapp.jobs.noop", run_at=now + timedelta(hours=3)
-            ),
-            "running": Job.objects.create(
-                name="tests.testapp.jobs.noop",
-                run_at=now,
-                locked_at=now,
-                locked_by="django-jobs-worker.*.1@host",
-                attempts=1,
-            ),  # fmt: skip
-            "failed": Job.objects.create(
-                name="tests.testapp.jobs.fail",
-                run_at=None,
-                failed_at=now - timedelta(days=2),
-                attempts=3,
-                last_error=TRACEBACK,
-            ),  # fmt: skip
-            "succeeded": Job.objects.create(
-                name="tests.testapp.jobs.noop", run_at=now, finished_at=now, attempts=1
-            ),
-        }
-        for job in jobs.values():
-            Job.objects.filter(pk=job.pk).update(created_at=now, updated_at=now)
-        Worker.objects.create(
-            identity="django-jobs-worker.*.1@host", host="host", pid=1,
-            started_at=now, heartbeat_at=now,
-        )  # fmt: skip
+    jobs = {
+        "ready": Job.objects.create(name="tests.testapp.jobs.noop", run_at=now),
+        "later": Job.objects.create(
+            name="tests.testapp.jobs.noop", run_at=now + timedelta(hours=3)
+        ),
+        "running": Job.objects.create(
+            name="tests.testapp.jobs.noop",
+            run_at=now,
+            locked_at=now,
+            locked_by="django-jobs-worker.*.1@host",
+            attempts=1,
+        ),  # fmt: skip
+        "failed": Job.objects.create(
+            name="tests.testapp.jobs.fail",
+            run_at=None,
+            failed_at=now - timedelta(days=2),
+            attempts=3,
+            last_error=TRACEBACK,
+        ),  # fmt: skip
+        "succeeded": Job.objects.create(
+            name="tests.testapp.jobs.noop", run_at=now, finished_at=now, attempts=1
+        ),
+    }
+    for job in jobs.values():
+        Job.objects.filter(pk=job.pk).update(created_at=now, updated_at=now)
+    Worker.objects.create(
+        identity="django-jobs-worker.*.1@host", host="host", pid=1,
+        started_at=now, heartbeat_at=now,
+    )  # fmt: skip
     return jobs
 
 
-@override_settings(USE_TZ=False, TIME_ZONE="Europe/Paris")
 @pytest.mark.parametrize("status", ["", "ready", "later", "running", "failed", "succeeded"])
 def test_job_list(admin_client, naive_rows, status):
     response = admin_client.get(URL, {"status": status} if status else {})
@@ -65,7 +66,6 @@ def test_job_list(admin_client, naive_rows, status):
     assert "Times are in UTC" in content
 
 
-@override_settings(USE_TZ=False, TIME_ZONE="Europe/Paris")
 @pytest.mark.parametrize("state", ["ready", "later", "running", "failed", "succeeded"])
 def test_job_page(admin_client, naive_rows, state):
     response = admin_client.get(f"{URL}{naive_rows[state].pk}/change/")
@@ -73,7 +73,6 @@ def test_job_page(admin_client, naive_rows, state):
     assert "UTC" in response.content.decode()
 
 
-@override_settings(USE_TZ=False, TIME_ZONE="Europe/Paris")
 def test_failures_page(admin_client, naive_rows):
     response = admin_client.get(URL + "failed/")
     assert response.status_code == 200
@@ -86,7 +85,6 @@ def test_failures_page(admin_client, naive_rows):
     reason="stats.hourly_outcomes() calls timezone.localtime() on the naive now (core, "
     "django_jobs/stats.py); remove this mark once it aligns naive UTC hours itself",
 )
-@override_settings(USE_TZ=False, TIME_ZONE="Europe/Paris")
 def test_dashboard(admin_client, naive_rows):
     response = admin_client.get(URL + "dashboard/")
     assert response.status_code == 200
@@ -96,7 +94,6 @@ def test_dashboard(admin_client, naive_rows):
     assert 'id="djj-queues"' in content
 
 
-@override_settings(USE_TZ=False, TIME_ZONE="Europe/Paris")
 def test_shown_times_are_the_stored_utc(admin_client, naive_rows):
     """Paris is UTC+1 or +2: a time shifted to local would differ from the stored one."""
     failed = naive_rows["failed"]
