@@ -191,11 +191,13 @@ def hourly_outcomes(
     hours: int = 24, alias: str | None = None, now: datetime | None = None
 ) -> HourlyOutcomes:
     """Jobs that succeeded (``finished_at``, kept rows only) and failed (``failed_at``) in
-    each of the last ``hours`` hours, aligned on local hour boundaries, current hour last.
+    each of the last ``hours`` hours, aligned on local hour boundaries, current hour last
+    (UTC hours with ``USE_TZ = False``, where stored times are naive UTC).
     """
     alias = _alias(alias)
     now = now or clock.now()
-    local = timezone.localtime(now).replace(minute=0, second=0, microsecond=0)
+    local = timezone.localtime(now) if timezone.is_aware(now) else now
+    local = local.replace(minute=0, second=0, microsecond=0)
     starts = [local - timedelta(hours=hours - 1 - i) for i in range(hours)]
     end = now + timedelta(seconds=1)
     jobs = Job.objects.using(alias).order_by()

@@ -88,13 +88,16 @@ def beat(identity: str, group: WorkerGroup, jobs_done: int) -> None:
     )
     if not updated:
         logger.warning("worker %s was presumed dead; registering again", identity)
+        now = clock.now()
+        fields = {
+            "host": HOST, "pid": os.getpid(), "group": group.index,
+            "queues": group.queue_label, "heartbeat_at": now,
+        }  # fmt: skip
+        # Every time written explicitly: the model's defaults are local time under
+        # USE_TZ = False, and django_jobs keeps UTC.
         Worker.objects.using(alias).update_or_create(
-            identity=identity,
-            defaults={
-                "host": HOST, "pid": os.getpid(), "group": group.index,
-                "queues": group.queue_label, "heartbeat_at": clock.now(),
-            },
-        )  # fmt: skip
+            identity=identity, defaults=fields, create_defaults={**fields, "started_at": now}
+        )
 
 
 class HeartbeatThread(threading.Thread):

@@ -41,14 +41,7 @@ class MySQLStorage(Storage):
                 yield cursor
             return
         with self.connection.cursor() as cursor:
-            # None (OPTIONS["isolation_level"] = None) is not READ COMMITTED: Django then
-            # sets no level and the server's default applies, REPEATABLE READ unless the
-            # server is configured otherwise.
-            if self.connection.isolation_level != "read committed":
-                # Gap locks of a stricter level would make claims block enqueues. SET
-                # TRANSACTION (not SESSION) covers this transaction only: it cannot leak
-                # into job code on the same connection, and needs no redo on reconnect.
-                cursor.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+            self._read_committed(cursor)
             cursor.execute("START TRANSACTION")
             try:
                 yield cursor
@@ -56,6 +49,28 @@ class MySQLStorage(Storage):
                 cursor.execute("ROLLBACK")
                 raise
             cursor.execute("COMMIT")
+
+    def _read_committed(self, cursor) -> None:
+        # None (OPTIONS["isolation_level"] = None) is not READ COMMITTED: Django then
+        # sets no level and the server's default applies, REPEATABLE READ unless the
+        # server is configured otherwise.
+        if self.connection.isolation_level != "read committed":
+            # Gap locks of a stricter level would make claims block enqueues. SET
+            # TRANSACTION (not SESSION) covers the next transaction only: it cannot leak
+            # into job code on the same connection, and needs no redo on reconnect.
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+
+    @contextmanager
+    def write_transaction(self):
+        # Recovery reads with FOR UPDATE SKIP LOCKED then writes: at REPEATABLE READ its
+        # gap locks would block claims and enqueues. Inside atomic() no statement has run
+        # yet, so the one-shot SET TRANSACTION applies to this transaction.
+        outermost = not self.connection.in_atomic_block
+        with transaction.atomic(using=self.alias):
+            if outermost:
+                with self.connection.cursor() as cursor:
+                    self._read_committed(cursor)
+            yield
 
     def claim(
         self, worker: str, queues: tuple[str, ...] | None, limit: int, now: datetime

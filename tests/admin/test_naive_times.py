@@ -79,12 +79,6 @@ def test_failures_page(admin_client, naive_rows):
     assert "Times are in UTC" in response.content.decode()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="stats.hourly_outcomes() calls timezone.localtime() on the naive now (core, "
-    "django_jobs/stats.py); remove this mark once it aligns naive UTC hours itself",
-)
 def test_dashboard(admin_client, naive_rows):
     response = admin_client.get(URL + "dashboard/")
     assert response.status_code == 200
