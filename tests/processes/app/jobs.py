@@ -47,3 +47,27 @@ def long_one(key, seconds=30.0):
     Execution.objects.create(key=f"{key}:start", pid=os.getpid(), started=time.time())
     time.sleep(seconds)
     Execution.objects.create(key=key, pid=os.getpid(), ended=time.time())
+
+
+@job(timeout=2, takes_context=True, max_attempts=1)
+def progress_in_atomic(context, key, lock_row=False):
+    """Reports progress inside its own transaction, then hangs past its timeout; with
+    ``lock_row`` its transaction also holds its own row, which the watchdog must write."""
+    from django.db import transaction
+
+    from django_jobs.models import Job
+
+    Execution.objects.create(key=f"{key}:start", pid=os.getpid(), started=time.time())
+    with transaction.atomic():
+        context.progress(10, "inside the transaction")
+        if lock_row:
+            Job.objects.select_for_update().get(pk=context.job_id)
+        time.sleep(30)
+
+
+@job(timeout=30, queue="slow")
+def outlives_max_runtime(key, seconds=8.0):
+    """Its own timeout is longer than its group's MAX_RUNTIME in the tests that run it."""
+    Execution.objects.create(key=f"{key}:start", pid=os.getpid(), started=time.time())
+    time.sleep(seconds)
+    Execution.objects.create(key=key, pid=os.getpid(), ended=time.time())
