@@ -17,8 +17,17 @@ from django.utils import timezone
 def now() -> datetime:
     """The current time as django_jobs stores it."""
     if settings.USE_TZ:
-        return timezone.now()
+        return datetime.now(UTC)
     return datetime.now(UTC).replace(tzinfo=None)
+
+
+def at(value: datetime | float | None) -> datetime | None:
+    """A ``time.time()`` float (what workers note per job: cheaper than a datetime, and
+    most never need one) as django_jobs stores times; datetimes and None pass through."""
+    if value is None or isinstance(value, datetime):
+        return value
+    moment = datetime.fromtimestamp(value, UTC)
+    return moment if settings.USE_TZ else moment.replace(tzinfo=None)
 
 
 def stored(value: datetime) -> datetime:

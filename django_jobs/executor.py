@@ -8,7 +8,6 @@ import logging
 import time
 import traceback
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 from django.db import connections
@@ -40,10 +39,10 @@ class Call:
         self.definition = None
         self.context = None
         self.problem: str | None = None
-        #: monotonic times of the claim and the start; wall-clock start (the one clock)
+        #: monotonic times of the claim and the start; the start as ``time.time()``
         self.claimed_at = 0.0
         self.started = 0.0
-        self.started_at: datetime | None = None
+        self.started_at: float | None = None
         self.args: list[Any] = []
         self.kwargs: dict[str, Any] = {}
         try:

@@ -99,7 +99,7 @@ class JobDefinition(Generic[P, R]):
         """Raise ``TypeError`` naming the job when the arguments do not fit the function."""
         # bind() reports a missing argument before an unexpected keyword, so a misspelt
         # keyword (page= for page_id) would be reported as the argument it was meant for.
-        unexpected = self._unexpected_keyword(kwargs)
+        unexpected = self._unexpected_keyword(kwargs) if kwargs else None
         if unexpected:
             raise TypeError(f"arguments do not fit job {self.name}: {unexpected}")
         try:

@@ -174,7 +174,7 @@ class _Runner:
     def perform(self, claimed: ClaimedJob, result: RunResult) -> None:
         call = Call(claimed, self.context)
         call.started = time.monotonic()
-        call.started_at = clock.now()
+        call.started_at = time.time()
         if call.context is not None and call.timeout:
             call.context.deadline = call.started + call.timeout
         error = None if call.problem is not None else _invoke(call)

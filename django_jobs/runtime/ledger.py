@@ -98,11 +98,13 @@ class Ledger:
             if not self._pending or not can_start(self._pending[0]):
                 return None
             call = self._pending.popleft()
-            call.started = time.monotonic()
-            call.started_at = clock.now()
-            self._running[call.claimed.id] = call
-            self._unmarked.add(call.claimed.id)
-            self._note_unwritten()
+            call.started = started = time.monotonic()
+            call.started_at = time.time()
+            job_id = call.claimed.id
+            self._running[job_id] = call
+            self._unmarked.add(job_id)
+            if self._unwritten_since is None:
+                self._unwritten_since = started
             return call
 
     def finish(self, call: Call, outcome: Outcome) -> bool:
@@ -129,8 +131,9 @@ class Ledger:
             for job_id in self._unmarked:
                 call = self._running[job_id]
                 limit = deadline_of(call)
-                expires = call.started_at + timedelta(seconds=limit) if limit else None
-                marks.append(StartMark(call.claimed, call.started_at, expires))
+                started = clock.at(call.started_at)
+                expires = started + timedelta(seconds=limit) if limit else None
+                marks.append(StartMark(call.claimed, started, expires))
             writes = Writes(marks, self._finished)
             self._unmarked = set()
             self._finished = []

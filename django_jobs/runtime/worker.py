@@ -262,8 +262,10 @@ class Worker:
             self.claim_uncertain = True
             raise
         calls = [Call(job, self._context) for job in claimed]
-        for call in calls:
-            self.since_async = 0 if call.is_async else self.since_async + 1
+        if any(call.is_async for call in calls):
+            self.since_async = len(calls) - 1 - max(i for i, c in enumerate(calls) if c.is_async)
+        else:
+            self.since_async += len(calls)
         self.ledger.add(calls)
         return bool(claimed)
 

@@ -93,8 +93,9 @@ class Outcome:
     kind: str
     error: str = ""
     run_at: datetime | None = None
-    #: When the attempt began (None: unknown, e.g. recovered from a dead worker).
-    started_at: datetime | None = None
+    #: When the attempt began: a datetime, or the worker's ``time.time()`` float (turned
+    #: into a datetime only for rows that are kept); None when unknown.
+    started_at: datetime | float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,17 +258,19 @@ class Storage:
         done = "locked_at = NULL, locked_by = NULL, claim_token = NULL, expires_at = NULL"
         for outcome in outcomes:
             job = outcome.job
-            started = self.adapt(outcome.started_at)
+            group = groups.get(job.queue)
+            if group is None:
+                group = groups[job.queue] = jobs_settings().policy_for(job.queue)
+            if outcome.kind == OUTCOME_SUCCEEDED and group.delete_successful_jobs:
+                deletes.append(job)  # the hot path: nothing else to prepare
+                continue
             guard = [job.id, job.token]
-            group = groups.get(job.queue) or groups.setdefault(
-                job.queue, jobs_settings().policy_for(job.queue)
-            )
             if outcome.kind == OUTCOME_SUCCEEDED:
                 if not group.delete_successful_jobs:
                     updates.append(
                         (
                             f"{done}, started_at = %s, finished_at = %s, updated_at = %s",
-                            [started, at, at, *guard],
+                            [self._start_of(outcome), at, at, *guard],
                         )
                     )
                 else:
@@ -276,7 +279,8 @@ class Storage:
                 updates.append(
                     (
                         f"{done}, started_at = %s, run_at = %s, last_error = %s, updated_at = %s",
-                        [started, self.adapt(outcome.run_at), outcome.error, at, *guard],
+                        [self._start_of(outcome), self.adapt(outcome.run_at), outcome.error, at]
+                        + guard,
                     )
                 )
             elif group.delete_failed_jobs:
@@ -286,10 +290,13 @@ class Storage:
                     (
                         f"{done}, started_at = %s, run_at = NULL, failed_at = %s,"
                         " last_error = %s, updated_at = %s",
-                        [started, at, outcome.error, at, *guard],
+                        [self._start_of(outcome), at, outcome.error, at, *guard],
                     )
                 )
         return self._write(self._statements(deletes, updates))
+
+    def _start_of(self, outcome: Outcome) -> Any:
+        return self.adapt(clock.at(outcome.started_at))
 
     def _write(self, statements: list[tuple[str, list[Any]]]) -> int:
         if not statements:
