@@ -134,3 +134,54 @@ class Worker(models.Model):
 
     def __str__(self) -> str:
         return self.identity
+
+
+class Schedule(models.Model):
+    """The database side of a recurring schedule; its definition stays in settings.
+
+    One row per schedule key that a scheduler has seen. Only what operators change at run
+    time lives here (the paused flag) and when the key first appeared: ticks before
+    ``since`` are never enqueued, so deploying a new daily 02:00 schedule at 15:00 does not
+    run "today's" 02:00 tick at once.
+    """
+
+    key = models.CharField(_("key"), max_length=200, unique=True)
+    paused = models.BooleanField(_("paused"), default=False)
+    since = models.DateTimeField(_("first seen"))
+    updated_at = models.DateTimeField(_("updated at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("schedule")
+        verbose_name_plural = _("schedules")
+        ordering = ["key"]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class ScheduleRun(models.Model):
+    """One enqueued tick of a schedule (or one manual "run now").
+
+    The unique (key, tick) pair is what makes a tick run exactly once, whatever the number
+    of schedulers: each inserts the row in the transaction that enqueues the job, and the
+    database lets exactly one of them commit it.
+    """
+
+    #: No index of its own: lookups by key use the (key, tick) unique index's prefix.
+    key = models.CharField(_("schedule key"), max_length=200)
+    #: The tick in UTC; for a manual run, the time it was asked for.
+    tick = models.DateTimeField(_("tick"))
+    job_id = models.BigIntegerField(_("job id"), null=True, blank=True)
+    manual = models.BooleanField(_("run by hand"), default=False)
+    enqueued_at = models.DateTimeField(_("enqueued at"), db_index=True)
+
+    class Meta:
+        verbose_name = _("schedule run")
+        verbose_name_plural = _("schedule runs")
+        ordering = ["-tick"]
+        constraints = [
+            models.UniqueConstraint(fields=["key", "tick"], name="django_jobs_schedule_run_uniq")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} @ {self.tick:%Y-%m-%d %H:%M:%S}"

@@ -51,6 +51,7 @@ class JobDefinition(Generic[P, R]):
         timeout: float | None = None,
         takes_context: bool = False,
         options: EnqueueOptions | None = None,
+        cron: str | None = None,
     ) -> None:
         if not callable(func):
             raise TypeError(f"@job decorates a function, not {type(func).__name__}")
@@ -72,7 +73,24 @@ class JobDefinition(Generic[P, R]):
         self.signature = inspect.signature(func)
         if takes_context and not self.signature.parameters:
             raise TypeError(f"job {self.name} takes_context=True but accepts no argument")
+        self.cron = cron
+        if cron is not None:
+            self._check_cron(cron)
         functools.update_wrapper(self, func)  # type: ignore[arg-type]
+
+    def _check_cron(self, cron: Any) -> None:
+        # A recurring tick has no one to pass arguments: refuse at import time rather
+        # than fail every tick. The expression itself is checked by E082 with the others.
+        if not isinstance(cron, str):
+            raise TypeError(f"@job cron must be a cron expression string, not {cron!r}")
+        try:
+            self.check_arguments([], {})
+        except TypeError:
+            raise TypeError(
+                f"@job(cron=...) needs a job that takes no arguments, and {self.name}"
+                f"{self.signature} requires some: give them defaults, or schedule it in "
+                'settings.JOBS["SCHEDULE"] with "ARGS"/"KWARGS"'
+            ) from None
 
     def __repr__(self) -> str:
         return f"<JobDefinition {self.name} queue={self.queue!r} priority={self.priority}>"
@@ -189,6 +207,7 @@ def job(
     max_attempts: int | None = ...,
     timeout: float | None = ...,
     takes_context: bool = ...,
+    cron: str | None = ...,
 ) -> Callable[[Callable[P, R]], JobDefinition[P, R]]: ...
 
 
