@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import tempfile
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -26,7 +27,25 @@ TOP_DEFAULTS: dict[str, Any] = {
     "PID_DIR": None,  # None: <tempdir>/django_jobs
     "LOG_FILE": None,
     "SCHEDULE": {},  # key -> entry; see SCHEDULE_DEFAULTS and django_jobs.recurring
+    "PRUNE": {},  # {}: every PRUNE_DEFAULTS; None or False: no built-in prune schedule
 }
+
+#: Keys of ``settings.JOBS["PRUNE"]`` and their defaults (ages in seconds).
+PRUNE_DEFAULTS: dict[str, Any] = {
+    # Hourly, at a minute few people pick, so it does not pile onto the :00 crowd.
+    "CRON": "17 * * * *",
+    "SUCCEEDED_AFTER": 24 * 3600,
+    "FAILED_AFTER": 30 * 24 * 3600,
+    "HISTORY_AFTER": 30 * 24 * 3600,
+    "BATCH_SIZE": 1000,
+    "QUEUE": None,  # None: "default" when it is in QUEUES, else the first of QUEUES
+}
+
+#: Worker rows are pruned when their heartbeat is this many HEARTBEAT_TIMEOUTs old, and
+#: at least WORKER_ROWS_MIN_AGE: long after the lifeline has recovered their jobs, and
+#: late enough that `jobs status` can still show a worker that just died.
+WORKER_ROWS_TIMEOUTS = 10
+WORKER_ROWS_MIN_AGE = 3600
 
 #: Keys of one entry of ``settings.JOBS["SCHEDULE"]`` and their defaults (JOB and CRON are
 #: required; TIMEZONE None means settings.TIME_ZONE, QUEUE/PRIORITY None the job's own).
@@ -84,6 +103,19 @@ class WorkerGroup:
 
 
 @dataclass(frozen=True)
+class PruneSettings:
+    """``JOBS["PRUNE"]``; an age of None keeps those rows for ever."""
+
+    enabled: bool = True  # False: no built-in schedule (``jobs prune`` still works)
+    cron: str = PRUNE_DEFAULTS["CRON"]
+    succeeded_after: timedelta | None = timedelta(seconds=PRUNE_DEFAULTS["SUCCEEDED_AFTER"])
+    failed_after: timedelta | None = timedelta(seconds=PRUNE_DEFAULTS["FAILED_AFTER"])
+    history_after: timedelta | None = timedelta(seconds=PRUNE_DEFAULTS["HISTORY_AFTER"])
+    batch_size: int = PRUNE_DEFAULTS["BATCH_SIZE"]
+    queue: str = "default"  # where the built-in schedule enqueues django_jobs.prune
+
+
+@dataclass(frozen=True)
 class JobsSettings:
     database: str = "default"
     queues: tuple[str, ...] = ("default",)
@@ -94,6 +126,13 @@ class JobsSettings:
     #: ``JOBS["SCHEDULE"]`` entries whose key is a string and whose value is a dict, as
     #: written; django_jobs.recurring.schedule turns them into Schedule objects.
     schedule: tuple[tuple[str, dict[str, Any]], ...] = ()
+    prune: PruneSettings = field(default_factory=PruneSettings)
+
+    @property
+    def worker_rows_max_age(self) -> timedelta:
+        """How old a worker row's heartbeat must be before pruning deletes the row."""
+        seconds = max(self.heartbeat_timeout * WORKER_ROWS_TIMEOUTS, WORKER_ROWS_MIN_AGE)
+        return timedelta(seconds=seconds)
 
     @property
     def heartbeat_interval(self) -> float:
@@ -160,6 +199,36 @@ def _group(index: int, raw: dict[str, Any]) -> WorkerGroup:
     )
 
 
+def _age(value: Any, default: float) -> timedelta | None:
+    if value is None:
+        return None
+    if isinstance(value, timedelta):
+        return value if value >= timedelta(0) else timedelta(seconds=default)
+    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+        return timedelta(seconds=value)
+    return timedelta(seconds=default)
+
+
+def _prune(value: Any, queues: tuple[str, ...]) -> PruneSettings:
+    queue = value.get("QUEUE") if isinstance(value, dict) else None
+    if queue not in queues:
+        queue = "default" if "default" in queues else queues[0]
+    if value is None or value is False:
+        return PruneSettings(enabled=False, queue=queue)
+    raw = value if isinstance(value, dict) else {}
+    cron = raw.get("CRON")
+    batch_size = _pick(raw, "BATCH_SIZE", PRUNE_DEFAULTS, (int,))
+    return PruneSettings(
+        cron=cron if isinstance(cron, str) and cron.strip() else PRUNE_DEFAULTS["CRON"],
+        **{
+            key.lower(): _age(raw.get(key, PRUNE_DEFAULTS[key]), PRUNE_DEFAULTS[key])
+            for key in ("SUCCEEDED_AFTER", "FAILED_AFTER", "HISTORY_AFTER")
+        },
+        batch_size=batch_size if batch_size >= 1 else PRUNE_DEFAULTS["BATCH_SIZE"],
+        queue=queue,
+    )
+
+
 def _schedule(value: Any) -> tuple[tuple[str, dict[str, Any]], ...]:
     if not isinstance(value, dict):
         return ()
@@ -187,6 +256,7 @@ def parse(raw: dict[str, Any]) -> JobsSettings:
         pid_dir=str(pid_dir),
         log_file=raw.get("LOG_FILE") if isinstance(raw.get("LOG_FILE"), str) else None,
         schedule=_schedule(raw.get("SCHEDULE")),
+        prune=_prune(raw.get("PRUNE", TOP_DEFAULTS["PRUNE"]), tuple(queues)),
     )
 
 
