@@ -273,7 +273,9 @@ def check_job_queues(app_configs=None, **kwargs) -> list[CheckMessage]:
             obj=name,
         )
         for name, definition in sorted(registry.all_jobs().items())
-        if definition.queue not in queues
+        # django_jobs' own jobs are enqueued on JOBS["PRUNE"]["QUEUE"] (E096), whatever
+        # queues a project has; only a project's own declarations can be fixed by it.
+        if definition.queue not in queues and definition.func.__module__ != "django_jobs.jobs"
     ]
 
 

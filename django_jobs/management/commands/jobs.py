@@ -16,6 +16,7 @@ VERBS = {
     "worker": "run one worker process of one worker group",
     "clear": "delete every job",
     "new": "scaffold a job function and its test in an app",
+    "prune": "delete old succeeded and failed jobs, dead worker rows and schedule history",
 }
 
 
@@ -65,6 +66,9 @@ class Command(BaseCommand):
         p.add_argument("app", help="app label")
         p.add_argument("name", help="job name, e.g. SendWelcomeEmail")
         p.add_argument("--queue", default=None)
+
+    def args_prune(self, p):
+        p.add_argument("--dry-run", action="store_true", help="count, delete nothing")
 
     def args_work(self, p):
         p.add_argument("--pidfile", default=None, help=p.prog and "write the supervisor pid here")
@@ -119,6 +123,11 @@ class Command(BaseCommand):
 
         for path in new_job(app, name, queue=queue):
             self.stdout.write(f"wrote {path}")
+
+    def do_prune(self, dry_run=False, **_):
+        from django_jobs.pruning import prune
+
+        self.stdout.write(prune(dry_run=dry_run).summary(), ending="")
 
     def do_work(self, pidfile=None, **_):
         from django_jobs.runtime.supervisor import run_supervisor
