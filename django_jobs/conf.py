@@ -212,7 +212,7 @@ def _age(value: Any, default: float) -> timedelta | None:
 def _prune(value: Any, queues: tuple[str, ...]) -> PruneSettings:
     queue = value.get("QUEUE") if isinstance(value, dict) else None
     if queue not in queues:
-        queue = "default" if "default" in queues else queues[0]
+        queue = queues[0] if queues and "default" not in queues else "default"
     if value is None or value is False:
         return PruneSettings(enabled=False, queue=queue)
     raw = value if isinstance(value, dict) else {}

@@ -18,13 +18,11 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.apps import apps
 from django.db import models
-from django.db.models import Max
 
 from . import clock
 from .conf import jobs_settings
-from .models import Job, Worker
+from .models import Job, ScheduleRun, Worker
 
 #: The kinds of rows pruning deletes, in the order they are pruned and reported.
 KINDS = ("succeeded", "failed", "workers", "history")
@@ -133,22 +131,18 @@ def prune(*, dry_run: bool = False, now: datetime | None = None) -> PruneReport:
 
 def _history(alias: str, now: datetime, age: timedelta | None) -> models.QuerySet | None:
     """Schedule runs older than ``age``, except each schedule's latest (``jobs schedule``
-    shows it as the last run); None when there is no history to prune."""
+    shows it as the last run); None when HISTORY_AFTER keeps them all."""
     if age is None:
         return None
-    try:
-        model = apps.get_model("django_jobs", "ScheduleRun")
-    except LookupError:
-        return None
-    latest = (
-        model.objects.using(alias).values("key").annotate(latest=Max("id")).values_list("latest")
-    )
-    # The latest ids are read now, once: one row per schedule key, so the list is short.
-    return (
-        model.objects.using(alias)
-        .filter(enqueued_at__lt=now - age)
-        .exclude(id__in=[row[0] for row in latest])
-    )
+    runs = ScheduleRun.objects.using(alias)
+    # Each key's latest run as last_run() reads it (latest enqueued_at, then id): one
+    # query per key, and there are as many keys as schedules.
+    keys = runs.order_by().values_list("key", flat=True).distinct()
+    latest = [
+        runs.filter(key=key).order_by("-enqueued_at", "-id").values_list("id", flat=True)[0]
+        for key in list(keys)
+    ]
+    return runs.filter(enqueued_at__lt=now - age).exclude(id__in=latest)
 
 
 def _delete_in_batches(

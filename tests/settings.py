@@ -121,6 +121,9 @@ JOBS = {
             '[{"QUEUE": "*", "COUNT": 1, "MAX_ATTEMPTS": 3, "SLEEP_DELAY": 0.5}]',
         )
     ),
+    # No built-in prune schedule: tests count the jobs they enqueue, and a tick at :17
+    # would add one. The pruning tests turn it on with their own PRUNE.
+    "PRUNE": None,
 }
 
 LOGGING = {

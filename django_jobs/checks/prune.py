@@ -66,20 +66,20 @@ def check_prune_keys(app_configs=None, **kwargs) -> list[CheckMessage]:
 
 @register(TAG)
 def check_prune_cron(app_configs=None, **kwargs) -> list[CheckMessage]:
-    from croniter import croniter
+    from ..recurring.schedule import is_valid_cron
 
     prune = _prune() or {}
     if "CRON" not in prune:
         return []
     cron = prune["CRON"]
-    if isinstance(cron, str) and croniter.is_valid(cron):
+    if is_valid_cron(cron):
         return []
     return [
         _error(
             92,
             f'JOBS["PRUNE"]["CRON"] is not a cron expression: {cron!r}.',
             'Use five fields (minute hour day month weekday), e.g. "17 * * * *" (hourly at '
-            ':17, the default), or an alias such as "@daily".',
+            ':17, the default), six with seconds first, or an alias such as "@daily".',
         )
     ]
 

@@ -251,6 +251,12 @@ def register_builtin(key: str, factory: Callable[[], Schedule | None]) -> None:
     _builtins[key] = factory
 
 
+def builtin_keys() -> list[str]:
+    """The keys of built-in schedules, without building them (checks must not depend on
+    the settings they are checking being parseable)."""
+    return list(_builtins)
+
+
 def builtin_schedules() -> dict[str, Schedule]:
     found = {}
     for key, factory in _builtins.items():

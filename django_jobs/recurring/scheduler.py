@@ -50,6 +50,24 @@ class UnknownSchedule(JobsError, KeyError):
         return str(self.args[0])
 
 
+class InvalidSchedule(JobsError, ValueError):
+    """A schedule the checks reject: workers refuse to start with the checks' messages."""
+
+
+def refuse_invalid_schedules() -> None:
+    """Raise :class:`InvalidSchedule` when a schedule check (E080–E089) fails.
+
+    Called before a supervisor or ``workoff`` starts: a schedule left out because it is
+    invalid would otherwise never run, and nobody would notice.
+    """
+    from ..checks.schedule import schedule_errors
+
+    errors = schedule_errors()
+    if errors:
+        lines = [f"{e.id}: {e.msg} HINT: {e.hint}" for e in errors]
+        raise InvalidSchedule("invalid recurring schedule(s):\n" + "\n".join(lines))
+
+
 def catch_up_window() -> timedelta:
     """How late a ``CATCH_UP: False`` tick may still be enqueued: two passes and a second,
     so a scheduler that is merely busy does not drop it."""

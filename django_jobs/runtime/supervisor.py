@@ -33,6 +33,7 @@ from django.db import DatabaseError, InterfaceError, connections
 
 from .. import clock
 from ..conf import WorkerGroup, jobs_settings
+from ..recurring.scheduler import SchedulerThread, refuse_invalid_schedules
 from .heartbeat import HOST, identity_for
 from .proctitle import (
     ENV_CONSOLE_LOG,
@@ -117,6 +118,11 @@ class Supervisor:
             "[jobs] supervisor started (pid %s): %s worker(s) in %s group(s)",
             os.getpid(), len(self.slots), len(self.settings.workers),
         )  # fmt: skip
+        # Recurring schedules are enqueued here, once per supervisor (not per worker), on
+        # the scheduler thread's own connection; several supervisors never enqueue a tick
+        # twice (see django_jobs.recurring.scheduler).
+        scheduler = SchedulerThread()
+        scheduler.start()
         try:
             while True:
                 self._reap()
@@ -130,6 +136,7 @@ class Supervisor:
                 self._check_heartbeats()
                 self._sleep()
         finally:
+            scheduler.stop()
             if hasattr(signal, "SIGCHLD"):
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             self._remove_pidfiles()
@@ -374,4 +381,5 @@ def _kill_group(pid: int, signum: int) -> None:
 def run_supervisor(pidfile: str | None = None) -> int:
     """Entry point of ``manage.py jobs work``; returns the exit code."""
     apply_log_level(LOG_DETACHED if os.environ.get(ENV_DETACHED) else "DEBUG")
+    refuse_invalid_schedules()
     return Supervisor(pidfile).run()

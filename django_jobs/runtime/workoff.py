@@ -10,6 +10,7 @@ from typing import TextIO
 from .. import clock
 from ..conf import jobs_settings
 from ..models import Job
+from ..recurring.scheduler import refuse_invalid_schedules, run_due
 from ..storage import OUTCOME_FAILED, OUTCOME_RETRY, Outcome, use_worker_connections
 from .lifeline import recover_all
 from .worker import Worker
@@ -57,6 +58,7 @@ class Progress:
 
 def workoff(queue: str | None = None, stream: TextIO = sys.stderr) -> Progress:
     """Run every job ready now with the configured worker groups, one group at a time."""
+    refuse_invalid_schedules()
     settings = jobs_settings()
     alias = settings.database
     groups = [g for g in settings.workers if queue is None or g.serves(queue)]
@@ -71,6 +73,11 @@ def workoff(queue: str | None = None, stream: TextIO = sys.stderr) -> Progress:
     recovered = recover_all()
     if recovered:
         stream.write(f"[jobs] workoff: recovered {recovered} job(s) of dead workers\n")
+    # ...and enqueues the due ticks of recurring schedules, so that a cron-driven workoff
+    # gets them too (once each, whatever else runs a scheduler meanwhile).
+    ticks = run_due()
+    if ticks:
+        stream.write(f"[jobs] workoff: enqueued {ticks} recurring job(s)\n")
     ready = Job.objects.using(alias).ready(clock.now())
     progress = Progress(ready.count(), stream)
     for group in groups:

@@ -13,8 +13,10 @@ from django.db import connection
 from django.test import override_settings
 
 from django_jobs import clock, registry
-from django_jobs.models import Job, Worker
+from django_jobs.models import Job, ScheduleRun, Worker
 from django_jobs.pruning import prune
+from django_jobs.recurring.schedule import SOURCE_BUILTIN, all_schedules
+from django_jobs.recurring.scheduler import last_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -225,3 +227,45 @@ def test_the_built_in_job_prunes():
     make_jobs(4, finished_at=clock.now() - 2 * DAY)
     definition.perform()
     assert not Job.objects.exists()
+
+
+def make_runs(key: str, *ages: timedelta) -> list[int]:
+    now = clock.now()
+    return [
+        ScheduleRun.objects.create(key=key, tick=now - age, enqueued_at=now - age).pk
+        for age in ages
+    ]
+
+
+def test_old_schedule_history_goes_but_each_schedule_keeps_its_last_run():
+    old_a = make_runs("a", 40 * DAY, 35 * DAY)
+    recent_a = make_runs("a", DAY)
+    old_b, last_b = make_runs("b", 40 * DAY, 39 * DAY)
+    recent_c = make_runs("c", HOUR)
+    assert prune(dry_run=True).history == 3
+    report = prune()
+    assert report.history == 3
+    assert set(ScheduleRun.objects.values_list("pk", flat=True)) == {*recent_a, last_b, *recent_c}
+    assert not ScheduleRun.objects.filter(pk__in=[*old_a, old_b]).exists()
+    assert last_run("b").pk == last_b
+    with override_settings(JOBS=jobs_settings(HISTORY_AFTER=None)):
+        make_runs("a", 50 * DAY)
+        assert prune().history == 0
+
+
+def test_the_built_in_schedule_follows_the_prune_setting():
+    with override_settings(JOBS=jobs_settings()):  # the default PRUNE, {}
+        schedule = all_schedules()["django_jobs.prune"]
+    assert (schedule.job, schedule.cron, schedule.queue) == (
+        "django_jobs.prune",
+        "17 * * * *",
+        "default",
+    )
+    assert schedule.source == SOURCE_BUILTIN
+    assert registry.get(schedule.job).func.__module__ == "django_jobs.jobs"
+    with override_settings(JOBS=jobs_settings(CRON="@daily", QUEUE="slow")):
+        schedule = all_schedules()["django_jobs.prune"]
+        assert (schedule.cron, schedule.queue) == ("@daily", "slow")
+    for off in (None, False):
+        with override_settings(JOBS={**jobs_settings(), "PRUNE": off}):
+            assert "django_jobs.prune" not in all_schedules()

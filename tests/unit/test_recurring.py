@@ -33,7 +33,8 @@ T0 = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)  # a Monday at noon
 
 
 def jobs_with(schedule: dict) -> dict:
-    return {**JOBS, "SCHEDULE": schedule}
+    # No built-in prune schedule: the counts below are of these schedules alone.
+    return {**JOBS, "SCHEDULE": schedule, "PRUNE": None}
 
 
 def every_minute(**extra) -> dict:
@@ -172,7 +173,8 @@ def test_job_cron_schedules_under_the_job_name_and_refuses_arguments():
         "tests.hourly_report", "@hourly", "UTC", "@job(cron=...)",
     )  # fmt: skip
     run_due(T0 + timedelta(minutes=1))
-    assert run_due(T0 + timedelta(hours=1, seconds=1)) == 1
+    run_due(T0 + timedelta(hours=1, seconds=1))
+    assert runs("tests.hourly_report") == [T0 + timedelta(hours=1)]
 
     with pytest.raises(TypeError, match="takes no arguments"):
 
@@ -203,3 +205,56 @@ def test_builtin_schedules_come_from_their_factory():
         assert "tests-builtin" not in all_schedules()
     finally:
         schedule_module._builtins.pop("tests-builtin", None)
+
+
+@override_settings(
+    JOBS=jobs_with(
+        {
+            "nightly": {
+                "JOB": "tests.testapp.jobs.record",
+                "CRON": "30 2 * * *",
+                "ARGS": ["n"],
+                "TIMEZONE": "America/New_York",
+            },
+            "often": every_minute(),
+            "never": every_minute(ARGS=["z"]),
+        }
+    )
+)
+def test_jobs_schedule_command_prints_every_schedule():
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from django_jobs.recurring.report import render_schedules
+
+    pause("never")
+    run_due(T0 + timedelta(seconds=1))
+    run_due(T0 + timedelta(seconds=61))  # "often": 12:01 enqueued, still scheduled
+    done = run_now("nightly")
+    Job.objects.filter(pk=done.pk).delete()  # as a worker does with a success
+    out = StringIO()
+    call_command("jobs", "schedule", stdout=out)
+    text = out.getvalue()
+    assert text == render_schedules()
+    # A fixed "now" for the next runs: the Sunday of New York's spring-forward.
+    text = render_schedules(now=datetime(2026, 3, 7, 12, tzinfo=UTC))
+    ours = {"never", "nightly", "often"}  # built-ins (pruning) may be listed too
+    heads = [line for line in text.split("\n") if line and line[0] != " "]
+    assert heads == sorted(heads)
+    blocks = {line.split()[0]: line for line in heads if line.split()[0] in ours}
+    assert blocks == {
+        "never": "never  [paused]",
+        "nightly": "nightly  [active]",
+        "often": "often  [active]",
+    }
+    assert (
+        "nightly  [active]\n"
+        "  job:       tests.testapp.jobs.record  (settings)\n"
+        "  cron:      30 2 * * *  in America/New_York\n"
+        "  next runs: 2026-03-08 03:00:00 EDT, 2026-03-09 02:30:00 EDT, 2026-03-10 02:30:00 EDT\n"
+        "  last run:  "
+    ) in text
+    assert "(run now): done (row deleted)\n" in text
+    assert "  last run:  2026-05-04 12:01:00 UTC: scheduled\n" in text
+    assert "never  [paused]\n" in text and "  last run:  not yet\n" in text

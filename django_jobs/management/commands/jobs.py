@@ -16,6 +16,7 @@ VERBS = {
     "worker": "run one worker process of one worker group",
     "clear": "delete every job",
     "new": "scaffold a job function and its test in an app",
+    "schedule": "list recurring schedules: next runs, last run, paused or not",
     "prune": "delete old succeeded and failed jobs, dead worker rows and schedule history",
 }
 
@@ -129,13 +130,21 @@ class Command(BaseCommand):
 
         self.stdout.write(prune(dry_run=dry_run).summary(), ending="")
 
+    def do_schedule(self, **_):
+        from django_jobs.recurring.report import render_schedules
+
+        self.stdout.write(render_schedules(), ending="")
+
     def do_work(self, pidfile=None, **_):
         from django_jobs.runtime.supervisor import run_supervisor
 
         return run_supervisor(pidfile=pidfile)
 
     def do_start(self, **_):
+        from django_jobs.recurring.scheduler import refuse_invalid_schedules
         from django_jobs.runtime.daemon import start
+
+        refuse_invalid_schedules()  # here, not only in the detached log
 
         self.stdout.write(start())
 
