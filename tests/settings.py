@@ -124,6 +124,8 @@ JOBS = {
     # No built-in prune schedule: tests count the jobs they enqueue, and a tick at :17
     # would add one. The pruning tests turn it on with their own PRUNE.
     "PRUNE": None,
+    # Recurring schedules of process tests, as JSON (none by default).
+    "SCHEDULE": json.loads(os.environ.get("DJANGO_JOBS_SCHEDULE", "{}")),
 }
 
 LOGGING = {

@@ -7,11 +7,12 @@ the job: the unique constraint on (key, tick) lets exactly one transaction commi
 others get an IntegrityError and skip the tick. There is no leader to elect and nothing in
 memory to agree on; a scheduler that dies mid-way rolls back its row with its job.
 
-Which tick is due, on each pass and for each schedule that is not paused: the latest tick
-at or before now that is later than the schedule's last enqueued tick and not before the
-key was first seen (``Schedule.since``). So after downtime across several ticks only the
-most recent missed tick is enqueued (``CATCH_UP: True``, the default), and none at all with
-``CATCH_UP: False`` unless it is younger than ``catch_up_window()``.
+Which ticks are due, on each pass and for each schedule that is not paused: ticks at or
+before now, later than the schedule's last enqueued tick and not before the key was first
+seen (``Schedule.since``). Every such tick of the last ``catch_up_window()`` (3 s) is
+enqueued, so a scheduler that ran a second late drops nothing. Older ones were missed
+(downtime, a pause): with ``CATCH_UP: True`` (the default) only the most recent of them is
+enqueued, and none with ``CATCH_UP: False``.
 """
 
 from __future__ import annotations
@@ -69,8 +70,8 @@ def refuse_invalid_schedules() -> None:
 
 
 def catch_up_window() -> timedelta:
-    """How late a ``CATCH_UP: False`` tick may still be enqueued: two passes and a second,
-    so a scheduler that is merely busy does not drop it."""
+    """How late a tick may be and still count as on time (not missed): two passes and a
+    second, so a scheduler that is merely busy drops no tick."""
     return timedelta(seconds=2 * SCHEDULER_INTERVAL + 1)
 
 
@@ -123,16 +124,23 @@ def _last_ticks(keys: list[str]) -> dict[str, datetime]:
     return {key: as_utc(last) for key, last in rows}
 
 
-def due_tick(
+def due_ticks(
     schedule: Schedule, now: datetime, since: datetime, last: datetime | None
-) -> datetime | None:
-    """The tick of ``schedule`` to enqueue at ``now``, or None (see the module docstring)."""
+) -> list[datetime]:
+    """The ticks of ``schedule`` to enqueue at ``now`` (see the module docstring)."""
+    floor = since - timedelta(microseconds=1) if last is None else max(since, last)
+    # Every tick of the last few seconds: a scheduler that was a second late (a busy
+    # host, a slow commit) must not drop a tick of a per-second schedule.
+    recent = []
+    for tick in schedule.ticks_after(max(floor, now - catch_up_window())):
+        if tick > now:
+            break
+        recent.append(tick)
+    if recent or not schedule.catch_up:
+        return recent
+    # Older missed ticks (downtime, a pause): only the most recent one.
     tick = schedule.latest_tick(now)
-    if tick is None or tick < since or (last is not None and tick <= last):
-        return None
-    if not schedule.catch_up and now - tick > catch_up_window():
-        return None
-    return tick
+    return [tick] if tick is not None and tick > floor else []
 
 
 def run_due(now: datetime | None = None) -> int:
@@ -152,9 +160,9 @@ def run_due(now: datetime | None = None) -> int:
         paused, since = states[key]
         if paused:
             continue
-        tick = due_tick(schedule, now, since, last_ticks.get(key))
-        if tick is not None and _enqueue(schedule, tick, manual=False, now=now) is not None:
-            enqueued += 1
+        for tick in due_ticks(schedule, now, since, last_ticks.get(key)):
+            if _enqueue(schedule, tick, manual=False, now=now) is not None:
+                enqueued += 1
     return enqueued
 
 

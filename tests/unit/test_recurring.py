@@ -258,3 +258,30 @@ def test_jobs_schedule_command_prints_every_schedule():
     assert "(run now): done (row deleted)\n" in text
     assert "  last run:  2026-05-04 12:01:00 UTC: scheduled\n" in text
     assert "never  [paused]\n" in text and "  last run:  not yet\n" in text
+
+
+@override_settings(JOBS=jobs_with({"s": {"JOB": "tests.testapp.jobs.noop", "CRON": "* * * * * *"}}))
+def test_a_late_pass_drops_no_recent_tick_but_downtime_is_not_replayed():
+    run_due(T0 + timedelta(milliseconds=500))
+    # Two seconds late (a busy host): both ticks are still on time.
+    assert run_due(T0 + timedelta(milliseconds=2500)) == 2
+    # Down for 27 s: the ticks of the last catch_up_window() (3 s) only, not 27 of them.
+    assert run_due(T0 + timedelta(milliseconds=30500)) == 3
+    assert runs("s") == [T0 + timedelta(seconds=n) for n in (1, 2, 28, 29, 30)]
+
+
+@override_settings(JOBS=jobs_with({"m": every_minute(ARGS=["w"])}))
+def test_workoff_enqueues_the_due_tick_then_runs_it():
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from django_jobs import clock
+    from tests.testapp.models import Execution
+
+    Schedule.objects.create(key="m", since=clock.now() - timedelta(minutes=5))
+    err = StringIO()
+    call_command("jobs", "workoff", stdout=StringIO(), stderr=err)
+    assert "enqueued 1 recurring job(s)" in err.getvalue()
+    assert Execution.objects.filter(key="w").count() == 1
+    assert ScheduleRun.objects.filter(key="m").count() == 1

@@ -71,3 +71,9 @@ def outlives_max_runtime(key, seconds=8.0):
     Execution.objects.create(key=f"{key}:start", pid=os.getpid(), started=time.time())
     time.sleep(seconds)
     Execution.objects.create(key=key, pid=os.getpid(), ended=time.time())
+
+
+@job(takes_context=True)
+def tick(context, key):
+    """A recurring job: records which job row ran, so a test can count runs per tick."""
+    Execution.objects.create(key=key, job_id=context.job_id, pid=os.getpid(), started=time.time())
