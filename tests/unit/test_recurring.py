@@ -285,3 +285,54 @@ def test_workoff_enqueues_the_due_tick_then_runs_it():
     assert "enqueued 1 recurring job(s)" in err.getvalue()
     assert Execution.objects.filter(key="w").count() == 1
     assert ScheduleRun.objects.filter(key="m").count() == 1
+
+
+def _kill_other_connections() -> int:
+    """End every other server connection to the test database (the scheduler thread's)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            return len(cursor.fetchall())
+        cursor.execute(
+            "SELECT id FROM information_schema.processlist"
+            " WHERE db = DATABASE() AND id <> CONNECTION_ID()"
+        )
+        ids = [row[0] for row in cursor.fetchall()]
+        for pid in ids:
+            cursor.execute(f"KILL {int(pid)}")
+        return len(ids)
+
+
+@override_settings(JOBS=jobs_with({"s": {"JOB": "tests.testapp.jobs.noop", "CRON": "* * * * * *"}}))
+def test_the_scheduler_thread_survives_a_lost_connection(caplog):
+    from django.db import connection
+
+    from django_jobs.recurring.scheduler import SchedulerThread
+    from tests.conftest import wait_until
+
+    if connection.vendor == "sqlite":
+        pytest.skip("no server connection to cut")
+    count = ScheduleRun.objects.filter(key="s").count
+    thread = SchedulerThread()
+    thread.start()
+    try:
+        wait_until(lambda: count() >= 2, timeout=10, what="two ticks")
+        wait_until(_kill_other_connections, timeout=5, what="the scheduler's connection")
+        wait_until(
+            lambda: "scheduler cannot reach the database" in caplog.text,
+            timeout=10,
+            what="the scheduler to notice",
+        )
+        after = count()
+        wait_until(lambda: count() >= after + 2, timeout=10, what="ticks after reconnecting")
+        assert "the database is back" in caplog.text
+    finally:
+        thread.stop()
+    assert not thread.is_alive()
+    ticks = list(ScheduleRun.objects.filter(key="s").values_list("tick", flat=True))
+    assert len(ticks) == len(set(ticks))
