@@ -156,7 +156,9 @@ def _delete_in_batches(
         # The last batch's highest value as a lower bound, so each SELECT starts where
         # the previous one ended instead of walking the index entries it just deleted
         # (PostgreSQL keeps them until VACUUM).
-        rows = list(batch.order_by(order, "pk").values_list("pk", order)[:size])
+        # In index order alone: a tie-break on id would make the database sort every row
+        # of a run of equal times (a bulk update finishes thousands in one instant).
+        rows = list(batch.order_by(order).values_list("pk", order)[:size])
         if not rows:
             break
         ids = [pk for pk, _ in rows]

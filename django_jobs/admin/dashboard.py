@@ -44,6 +44,7 @@ def _context(model_admin: admin.ModelAdmin, request: HttpRequest, title) -> dict
         "changelist_url": _url(model_admin, "changelist"),
         "dashboard_url": _url(model_admin, "dashboard"),
         "failures_url": _url(model_admin, "failures"),
+        "schedules_url": _url(model_admin, "schedules"),
         **breadcrumbs(model_admin, title),
         "times_are_utc": times_are_utc(),
     }

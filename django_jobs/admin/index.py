@@ -21,7 +21,7 @@ MARKER = "_django_jobs_app_list"
 
 
 def monitoring_rows(site: AdminSite, app: dict[str, Any]) -> list[dict[str, Any]]:
-    """Rows for the dashboard and the failures page, if the app's job row may be viewed."""
+    """Rows for the dashboard, failures and schedules pages, if jobs may be viewed."""
     opts = Job._meta
     job_row = next((m for m in app["models"] if m.get("object_name") == opts.object_name), None)
     perms = (job_row or {}).get("perms", {})
@@ -31,6 +31,7 @@ def monitoring_rows(site: AdminSite, app: dict[str, Any]) -> list[dict[str, Any]
     for name, object_name, label in (
         ("dashboard", "QueueDashboard", _("Queue dashboard")),
         ("failures", "FailedJobsByError", _("Failed jobs by error")),
+        ("schedules", "Schedules", _("Schedules")),
     ):
         url = reverse(f"admin:{opts.app_label}_{opts.model_name}_{name}", current_app=site.name)
         # The keys Django's own rows have, so templates and code reading them keep working.

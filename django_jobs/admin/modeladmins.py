@@ -12,7 +12,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect
 from django.urls import path, reverse
 from django.utils.translation import gettext_lazy as _
@@ -20,7 +20,7 @@ from django.utils.translation import gettext_lazy as _
 from .. import clock
 from ..conf import jobs_settings
 from ..models import CLAIMABLE, Job, JobStatus, Worker
-from . import dashboard, display
+from . import dashboard, display, schedules
 from .actions import ACTIONS, BULK_ACTIONS, DISCARD, JobAction, confirmation
 from .filters import LIST_FILTER
 from .index import add_monitoring_rows
@@ -310,6 +310,12 @@ class JobAdmin(admin.ModelAdmin):
             path("dashboard/", view(self.dashboard_view), name="django_jobs_job_dashboard"),
             path("failed/", view(self.failures_view), name="django_jobs_job_failures"),
             path("failed/retry/", view(self.retry_group_view), name="django_jobs_job_retry_group"),
+            path("schedules/", view(self.schedules_view), name="django_jobs_job_schedules"),
+            path(
+                "schedules/<str:action>/",
+                view(self.schedule_action_view),
+                name="django_jobs_job_schedule_action",
+            ),
         ]
         for action, segment in ACTION_PATHS.items():
             urls.append(
@@ -330,6 +336,14 @@ class JobAdmin(admin.ModelAdmin):
 
     def retry_group_view(self, request: HttpRequest) -> HttpResponse:
         return dashboard.retry_group_view(self, request)
+
+    def schedules_view(self, request: HttpRequest) -> HttpResponse:
+        return schedules.schedules_view(self, request)
+
+    def schedule_action_view(self, request: HttpRequest, action: str) -> HttpResponse:
+        if action not in schedules.ACTIONS:
+            raise Http404
+        return schedules.schedule_action_view(self, request, action)
 
     def _url(self, name: str, *args) -> str:
         return reverse(f"admin:django_jobs_job_{name}", args=args, current_app=self.admin_site.name)

@@ -22,7 +22,7 @@ def crumbs(html: str) -> tuple[str, str]:
     return found.group(1), found.group(2)
 
 
-@pytest.mark.parametrize("page", ["dashboard/", "failed/", "{pk}/retry/"])
+@pytest.mark.parametrize("page", ["dashboard/", "failed/", "schedules/", "{pk}/retry/"])
 def test_same_markup_as_djangos_own_pages(admin_client, page):
     job = make_job("failed")
     reference_tag, reference = crumbs(admin_client.get(LIST).content.decode())

@@ -25,7 +25,14 @@ def row_names(block: str) -> list[str]:
 def test_admin_index_links_the_dashboard(admin_client):
     block = jobs_app_block(admin_client.get("/admin/").content.decode())
     assert f'<a href="{DASHBOARD}"' in block and f'<a href="{FAILURES}"' in block
-    assert row_names(block) == ["Failed jobs by error", "Jobs", "Queue dashboard", "Workers"]
+    assert row_names(block) == [
+        "Failed jobs by error",
+        "Jobs",
+        "Queue dashboard",
+        "Schedules",
+        "Workers",
+    ]
+    assert '<a href="/admin/django_jobs/job/schedules/"' in block
     assert admin_client.get(DASHBOARD).status_code == 200
 
 
