@@ -160,9 +160,16 @@ def run_due(now: datetime | None = None) -> int:
         paused, since = states[key]
         if paused:
             continue
-        for tick in due_ticks(schedule, now, since, last_ticks.get(key)):
-            if _enqueue(schedule, tick, manual=False, now=now) is not None:
-                enqueued += 1
+        try:
+            for tick in due_ticks(schedule, now, since, last_ticks.get(key)):
+                if _enqueue(schedule, tick, manual=False, now=now) is not None:
+                    enqueued += 1
+        except (DatabaseError, InterfaceError):
+            raise  # the database, not this schedule: the caller retries the whole pass
+        except Exception:
+            # One broken schedule (a job removed from the code since the checks ran)
+            # must not hold up the others; its tick is tried again next pass.
+            logger.exception("[jobs] schedule %s: could not enqueue its tick", key)
     return enqueued
 
 

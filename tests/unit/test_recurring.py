@@ -336,3 +336,14 @@ def test_the_scheduler_thread_survives_a_lost_connection(caplog):
     assert not thread.is_alive()
     ticks = list(ScheduleRun.objects.filter(key="s").values_list("tick", flat=True))
     assert len(ticks) == len(set(ticks))
+
+
+@override_settings(
+    JOBS=jobs_with({"gone": every_minute(JOB="tests.no_longer_exists"), "m": every_minute()})
+)
+def test_a_schedule_whose_job_is_gone_does_not_hold_up_the_others(caplog):
+    run_due(T0 + timedelta(seconds=1))
+    assert run_due(T0 + timedelta(seconds=61)) == 1
+    assert runs("m") == [T0 + timedelta(minutes=1)] and runs("gone") == []
+    assert "schedule gone: could not enqueue its tick" in caplog.text
+    assert "JobNotRegistered" in caplog.text
