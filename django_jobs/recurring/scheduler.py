@@ -9,10 +9,11 @@ memory to agree on; a scheduler that dies mid-way rolls back its row with its jo
 
 Which ticks are due, on each pass and for each schedule that is not paused: ticks at or
 before now, later than the schedule's last enqueued tick and not before the key was first
-seen (``Schedule.since``). Every such tick of the last ``catch_up_window()`` (3 s) is
-enqueued, so a scheduler that ran a second late drops nothing. Older ones were missed
-(downtime, a pause): with ``CATCH_UP: True`` (the default) only the most recent of them is
-enqueued, and none with ``CATCH_UP: False``.
+seen (``Schedule.since``). While a schedule runs without a break (its last tick is within
+``catch_up_window()``, 3 s), every such tick is enqueued, so a scheduler that ran a second
+late drops nothing. After a gap (downtime, a pause) the ticks were missed: with
+``CATCH_UP: True`` (the default) only the most recent one is enqueued, and with
+``CATCH_UP: False`` none (a tick of the last 3 s is not a missed one).
 """
 
 from __future__ import annotations
@@ -129,18 +130,22 @@ def due_ticks(
 ) -> list[datetime]:
     """The ticks of ``schedule`` to enqueue at ``now`` (see the module docstring)."""
     floor = since - timedelta(microseconds=1) if last is None else max(since, last)
-    # Every tick of the last few seconds: a scheduler that was a second late (a busy
-    # host, a slow commit) must not drop a tick of a per-second schedule.
-    recent = []
-    for tick in schedule.ticks_after(max(floor, now - catch_up_window())):
-        if tick > now:
-            break
-        recent.append(tick)
-    if recent or not schedule.catch_up:
-        return recent
-    # Older missed ticks (downtime, a pause): only the most recent one.
+    recent = now - catch_up_window()
+    if (last or since) >= recent:
+        # Running without a break: every tick since the last one, so a scheduler that was
+        # a second late (a busy host, a slow commit) drops no tick of a per-second schedule.
+        ticks = []
+        for tick in schedule.ticks_after(floor):
+            if tick > now:
+                break
+            ticks.append(tick)
+        return ticks
+    # After a gap (downtime, a pause, a first pass): the latest tick only, and with
+    # CATCH_UP False only if it is not itself a missed one.
     tick = schedule.latest_tick(now)
-    return [tick] if tick is not None and tick > floor else []
+    if tick is None or tick <= floor:
+        return []
+    return [tick] if schedule.catch_up or tick >= recent else []
 
 
 def run_due(now: datetime | None = None) -> int:
