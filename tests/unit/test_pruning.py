@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import threading
+import time
 from contextlib import contextmanager
 from datetime import timedelta
 from io import StringIO
@@ -269,3 +271,41 @@ def test_the_built_in_schedule_follows_the_prune_setting():
     for off in (None, False):
         with override_settings(JOBS={**jobs_settings(), "PRUNE": off}):
             assert "django_jobs.prune" not in all_schedules()
+
+
+@pytest.mark.skipif(
+    "connection.vendor == 'sqlite'", reason="SQLite has one writer: a batch holds it (ms)"
+)
+def test_a_claim_does_not_wait_for_a_batch_that_holds_its_locks():
+    from django.db import connections, transaction
+
+    from django_jobs import later_many
+    from django_jobs.storage import get_storage
+    from tests.testapp import jobs
+
+    doomed = make_jobs(200, finished_at=clock.now() - 2 * DAY)
+    later_many(jobs.record, [[f"r{i}"] for i in range(5)])
+    holding, release = threading.Event(), threading.Event()
+
+    def batch_left_open() -> None:
+        # A pruning DELETE whose transaction stays open, as if the batch were slow.
+        try:
+            with transaction.atomic():
+                Job.objects.filter(pk__in=doomed)._raw_delete("default")
+                holding.set()
+                release.wait(10)
+        finally:
+            connections["default"].close()
+
+    thread = threading.Thread(target=batch_left_open)
+    thread.start()
+    try:
+        assert holding.wait(10)
+        started = time.monotonic()
+        claimed = get_storage().claim("w", None, 10, clock.now())
+        elapsed = time.monotonic() - started
+    finally:
+        release.set()
+        thread.join(15)
+    assert len(claimed) == 5 and elapsed < 1.0, elapsed
+    assert not Job.objects.filter(pk__in=doomed).exists()
