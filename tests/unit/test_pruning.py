@@ -309,3 +309,17 @@ def test_a_claim_does_not_wait_for_a_batch_that_holds_its_locks():
         thread.join(15)
     assert len(claimed) == 5 and elapsed < 1.0, elapsed
     assert not Job.objects.filter(pk__in=doomed).exists()
+
+
+@override_settings(USE_TZ=False)
+def test_under_use_tz_false_ages_are_read_in_utc():
+    now = clock.now()  # naive UTC
+    assert now.tzinfo is None
+    old = make_jobs(1500, finished_at=now - 2 * DAY)
+    recent = make_jobs(3, finished_at=now - HOUR)
+    make_worker("dead", 2 * HOUR)
+    with override_settings(JOBS=jobs_settings(BATCH_SIZE=1000)):
+        report = prune()
+    assert (report.succeeded, report.workers, report.batches) == (1500, 1, 3)
+    assert not Job.objects.filter(pk__in=old).exists()
+    assert set(Job.objects.values_list("pk", flat=True)) == set(recent)
