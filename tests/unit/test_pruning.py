@@ -323,3 +323,16 @@ def test_under_use_tz_false_ages_are_read_in_utc():
     assert (report.succeeded, report.workers, report.batches) == (1500, 1, 3)
     assert not Job.objects.filter(pk__in=old).exists()
     assert set(Job.objects.values_list("pk", flat=True)) == set(recent)
+
+
+def test_jobs_schedule_lists_the_built_in_prune_schedule():
+    out = StringIO()
+    with override_settings(JOBS=jobs_settings(CRON="@daily")):
+        call_command("jobs", "schedule", stdout=out)
+    text = out.getvalue()
+    assert "django_jobs.prune  [active]" in text
+    assert "job:       django_jobs.prune  (built-in)" in text and "cron:      @daily" in text
+    out = StringIO()
+    with override_settings(JOBS={**jobs_settings(), "PRUNE": None}):
+        call_command("jobs", "schedule", stdout=out)
+    assert "django_jobs.prune" not in out.getvalue()
