@@ -104,24 +104,28 @@ class Worker:
         """Work until stopped (or, with ``workoff``, until nothing is ready); exit code."""
         use_worker_connections()
         self.storage.prepare_worker_connection()
-        register(self.identity, self.group)
         previous = {}
         if threading.current_thread() is threading.main_thread():
+            # Before registering: a stop signal that arrives once the worker is visible
+            # in the table must find a handler, not end the process mid-start.
             for signum in (signal.SIGINT, signal.SIGTERM):
                 previous[signum] = signal.signal(signum, self._on_signal)
-        # Listening starts before the first claim, so no job can fall between the two.
-        self._waiter = self.storage.waiter(self.group.queues)
-        self._waiter.start()
-        self.heartbeat.start()
-        self.watchdog.start()
-        self.flusher.start()
-        logger.info("[jobs] worker %s started (pid %s)", self.identity, os.getpid())
         try:
-            self._loop()
-        except Interrupted:
-            self.immediate = True
+            register(self.identity, self.group)
+            # Listening starts before the first claim, so no job can fall between the two.
+            self._waiter = self.storage.waiter(self.group.queues)
+            self._waiter.start()
+            self.heartbeat.start()
+            self.watchdog.start()
+            self.flusher.start()
+            logger.info("[jobs] worker %s started (pid %s)", self.identity, os.getpid())
+            try:
+                self._loop()
+            except Interrupted:
+                self.immediate = True
+            finally:
+                self._shutdown()
         finally:
-            self._shutdown()
             # In-process use (workoff, tests) hands the signals back to their owner.
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
