@@ -11,7 +11,7 @@ from typing import TypeVar
 from django.db import DatabaseError, InterfaceError, connections
 
 from ..executor import tidy_connections
-from ..storage.base import drain
+from ..storage.waiting import drain
 
 logger = logging.getLogger("django_jobs.worker")
 

@@ -26,7 +26,7 @@ from ..context import JobContext
 from ..executor import Call, Interrupted, outcome_of, run_sync
 from ..progress import ProgressWriter
 from ..storage import ClaimedJob, Outcome, get_storage, use_worker_connections
-from ..storage.base import drain
+from ..storage.waiting import drain
 from .flusher import FLUSH_INTERVAL, Flusher
 from .heartbeat import HeartbeatThread, deregister, identity_for, register
 from .ledger import Ledger

@@ -7,8 +7,8 @@ from functools import cache
 from django.db import connections
 
 from ..conf import jobs_settings
-from .base import (
-    LOCK_WAIT,
+from .base import LOCK_WAIT, Storage, bound_lock_waits, lock_waits_bounded
+from .rows import (
     OUTCOME_FAILED,
     OUTCOME_RETRY,
     OUTCOME_SUCCEEDED,
@@ -17,11 +17,8 @@ from .base import (
     NewJob,
     Outcome,
     StartMark,
-    Storage,
-    Waiter,
-    bound_lock_waits,
-    lock_waits_bounded,
 )
+from .waiting import Waiter
 
 __all__ = [
     "OUTCOME_FAILED",

@@ -22,15 +22,9 @@ Contracts (each holds with any number of worker processes on any number of hosts
 
 from __future__ import annotations
 
-import json
-import os
-import secrets
-import select
 import threading
-import time
 from collections.abc import Iterable, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -40,87 +34,17 @@ from django.db.models import Min, Q
 from .. import clock
 from ..conf import jobs_settings
 from ..models import Job
-
-OUTCOME_SUCCEEDED = "succeeded"
-OUTCOME_RETRY = "retry"
-OUTCOME_FAILED = "failed"
-
-#: Columns a claim returns, in this order.
-CLAIM_COLUMNS = ("id", "name", "args", "kwargs", "queue", "priority", "attempts", "run_at")
-
-
-@dataclass(frozen=True, slots=True)
-class NewJob:
-    name: str
-    args: str  # JSON text
-    kwargs: str  # JSON text
-    queue: str
-    priority: int
-    run_at: datetime
-    arg_list: list[Any] = field(default_factory=list)  # the values behind ``args``
-    kwarg_dict: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class ClaimedJob:
-    id: int
-    name: str
-    args: Any
-    kwargs: Any
-    queue: str
-    priority: int
-    attempts: int
-    run_at: Any
-    #: The claim's fencing token (``claim_token``): unique to this claim of this row.
-    token: int = 0
-
-    @classmethod
-    def from_row(cls, row: Sequence[Any], token: int) -> ClaimedJob:
-        job_id, name, args, kwargs, queue, priority, attempts, run_at = row[:8]
-        return cls(
-            job_id, name, _json(args), _json(kwargs), queue, priority, attempts, run_at, token
-        )
-
-    def sort_key(self) -> tuple[int, Any, int]:
-        return (self.priority, self.run_at, self.id)
-
-
-@dataclass(slots=True)
-class Outcome:
-    """What became of one claimed job; ``run_at`` is the retry time for ``retry``."""
-
-    job: ClaimedJob
-    kind: str
-    error: str = ""
-    run_at: datetime | None = None
-    #: When the attempt began: a datetime, or the worker's ``time.time()`` float (turned
-    #: into a datetime only for rows that are kept); None when unknown.
-    started_at: datetime | float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class StartMark:
-    """A claimed job that began to run, and its deadline (start + its timeout)."""
-
-    job: ClaimedJob
-    started_at: datetime
-    expires_at: datetime | None
-
-
-@dataclass(slots=True)
-class HeldRow:
-    """A locked row as recovery sees it."""
-
-    job: ClaimedJob
-    locked_by: str
-    started_at: datetime | None
-    expires_at: datetime | None
-
-
-def new_token() -> int:
-    """A claim token: random, positive, fits a signed 64-bit column on every engine."""
-    return secrets.randbits(62) + 1
-
+from .rows import (
+    CLAIM_COLUMNS,
+    OUTCOME_RETRY,
+    OUTCOME_SUCCEEDED,
+    ClaimedJob,
+    HeldRow,
+    NewJob,
+    Outcome,
+    StartMark,
+)
+from .waiting import PollingWaiter, Waiter
 
 #: Threads whose connections must never wait long for a row lock (watchdog, flusher,
 #: progress, heartbeat): a job's own transaction may hold a lock on its own row.
@@ -138,12 +62,6 @@ def lock_waits_bounded() -> bool:
 
 #: Seconds a side thread's statement waits for a row lock before giving up.
 LOCK_WAIT = 2
-
-
-def _json(value: Any) -> Any:
-    if isinstance(value, bytes | bytearray | memoryview):
-        value = bytes(value).decode()
-    return json.loads(value) if isinstance(value, str) else value
 
 
 class Storage:
@@ -434,64 +352,6 @@ class Storage:
 
     def prepare_worker_connection(self) -> None:
         """Make the current thread's connection fit for a long-running worker."""
-
-
-class Waiter:
-    """Sleeps until new work may be ready, a wake-up is written to ``wake_fd``, or timeout.
-
-    ``start`` is called before the worker's first claim: whatever becomes ready after it
-    must wake ``wait``, or a job enqueued between an empty claim and the first wait would
-    sleep until the next poll.
-    """
-
-    def start(self) -> None:
-        pass
-
-    def wait(self, timeout: float, wake_fd: int) -> bool:
-        """True when woken early because new work may be ready."""
-        raise NotImplementedError
-
-    def close(self) -> None:
-        pass
-
-
-class PollingWaiter(Waiter):
-    """Checks cheaply for ready rows every ``idle_check_interval`` seconds."""
-
-    def __init__(self, storage: Storage, queues: tuple[str, ...] | None) -> None:
-        self.storage = storage
-        self.queues = queues
-
-    def changed(self) -> bool:
-        return self.storage.has_ready(self.queues, clock.now())
-
-    def wait(self, timeout: float, wake_fd: int) -> bool:
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            if _sleep_or_woken(min(left, self.storage.idle_check_interval), wake_fd):
-                return True
-            if self.changed():
-                return True
-
-
-def _sleep_or_woken(seconds: float, wake_fd: int) -> bool:
-    """Sleep up to ``seconds``; True if something was written to ``wake_fd``."""
-    readable, _, _ = select.select([wake_fd], [], [], seconds)
-    if readable:
-        drain(wake_fd)
-        return True
-    return False
-
-
-def drain(fd: int) -> None:
-    try:
-        while os.read(fd, 4096):
-            pass
-    except BlockingIOError:
-        pass
 
 
 HELD_COLUMNS = (*CLAIM_COLUMNS, "claim_token", "locked_by", "started_at", "expires_at")

@@ -14,7 +14,8 @@ from datetime import datetime
 
 from django.db import transaction
 
-from .base import CLAIM_COLUMNS, ClaimedJob, NewJob, Storage, new_token
+from .base import Storage
+from .rows import CLAIM_COLUMNS, ClaimedJob, NewJob, new_token
 
 
 class MySQLStorage(Storage):

@@ -10,7 +10,9 @@ from datetime import datetime
 
 from django.db.backends.postgresql.psycopg_any import is_psycopg3
 
-from .base import CLAIM_COLUMNS, ClaimedJob, NewJob, Storage, Waiter, drain, new_token
+from .base import Storage
+from .rows import CLAIM_COLUMNS, ClaimedJob, NewJob, new_token
+from .waiting import Waiter, drain
 
 logger = logging.getLogger("django_jobs.worker")
 

@@ -12,7 +12,9 @@ from datetime import datetime
 
 from django.db import transaction
 
-from .base import CLAIM_COLUMNS, ClaimedJob, PollingWaiter, Storage, Waiter, new_token
+from .base import Storage
+from .rows import CLAIM_COLUMNS, ClaimedJob, new_token
+from .waiting import PollingWaiter, Waiter
 
 #: Busy timeout for the jobs connection when OPTIONS sets no "timeout".
 BUSY_TIMEOUT_MS = 30_000

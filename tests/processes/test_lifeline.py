@@ -9,7 +9,7 @@ from django_jobs import later
 from django_jobs.conf import jobs_settings
 from django_jobs.models import Job, Worker
 from django_jobs.runtime.lifeline import recover
-from django_jobs.storage.base import new_token
+from django_jobs.storage.rows import new_token
 from tests.testapp import jobs
 
 pytestmark = pytest.mark.django_db(transaction=True)
