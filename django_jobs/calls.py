@@ -208,6 +208,7 @@ def _instance(row: NewJob, alias: str, now: datetime) -> Job:
     job = Job(
         None, row.name, row.arg_list, row.kwarg_dict, row.queue, row.priority, 0,
         row.run_at, None, None, None, None, None, "", None, None, None, "", now, now,
+        None, None, None, None, None, None,
     )  # fmt: skip
     job._state.db = alias
     return job

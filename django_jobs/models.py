@@ -79,6 +79,26 @@ class Job(models.Model):
     )
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
     updated_at = models.DateTimeField(_("updated at"), default=timezone.now)
+    # The columns below are nullable so that adding them (migration 0007) is a plain
+    # ADD COLUMN on every engine, and rows that do not use them cost nothing.
+    #: Set while the job is in a state its unique rule counts, cleared when it leaves
+    #: them: a unique index on it (migration 0007) refuses a duplicate at the database.
+    unique_key = models.CharField(
+        _("unique key"), max_length=255, null=True, blank=True, editable=False
+    )
+    #: Times the job was rescheduled without spending an attempt (``Snooze``).
+    snoozes = models.IntegerField(_("snoozes"), null=True, blank=True, editable=False)
+    #: When cancellation was asked for; a cancelled job also has ``failed_at`` set, so it
+    #: leaves the claimable rows without touching the claim index.
+    cancelled_at = models.DateTimeField(_("cancelled at"), null=True, blank=True)
+    #: The job's return value (JSON), kept for ``django.tasks`` results and for jobs
+    #: declared with ``keep_result``.
+    return_value = models.JSONField(_("return value"), null=True, blank=True)
+    #: One entry per attempt (worker, start, end, error), kept for ``django.tasks``
+    #: results, whose ``errors`` and ``worker_ids`` list every attempt.
+    attempt_log = models.JSONField(_("attempt log"), null=True, blank=True, editable=False)
+    #: Small per-row data of integrations (e.g. the ``django.tasks`` backend alias).
+    meta = models.JSONField(_("metadata"), null=True, blank=True, editable=False)
 
     objects = JobQuerySet.as_manager()
 
@@ -134,6 +154,27 @@ class Worker(models.Model):
 
     def __str__(self) -> str:
         return self.identity
+
+
+class QueuePause(models.Model):
+    """A paused queue: while its row exists, no worker on any host claims its jobs.
+
+    Enqueues into a paused queue are stored as usual, and jobs that were running when it
+    was paused finish. Resuming deletes the row.
+    """
+
+    queue = models.CharField(_("queue"), max_length=64, unique=True)
+    paused_at = models.DateTimeField(_("paused at"))
+    paused_by = models.CharField(_("paused by"), max_length=150, blank=True, default="")
+    reason = models.CharField(_("reason"), max_length=255, blank=True, default="")
+
+    class Meta:
+        verbose_name = _("paused queue")
+        verbose_name_plural = _("paused queues")
+        ordering = ["queue"]
+
+    def __str__(self) -> str:
+        return self.queue
 
 
 class Schedule(models.Model):
