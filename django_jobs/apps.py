@@ -10,8 +10,17 @@ class JobsConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers the system checks)
-        from .registry import autodiscover
+        from .registry import autodiscover, use_task_definitions
         from .storage import configure_new_connection
 
         connection_created.connect(configure_new_connection, dispatch_uid="django_jobs")
+        use_task_definitions(_task_definition)
         autodiscover()
+
+
+def _task_definition(claimed):
+    """Workers run django.tasks rows with a definition from the tasks package, which is
+    imported only when such a row is claimed."""
+    from .tasks.running import definition_for
+
+    return definition_for(claimed)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -63,6 +64,40 @@ def store_calls(
             args, kwargs = call, None
         rows.append(_new_job(definition, args, kwargs, options))
     return _store(rows)
+
+
+def store_task(
+    name: str,
+    args: Sequence[Any],
+    kwargs: dict[str, Any],
+    *,
+    queue: str,
+    priority: int,
+    run_at: datetime,
+    meta: dict[str, Any],
+) -> Job:
+    """Store one ``django.tasks`` call (see :mod:`django_jobs.tasks`), checked for JSON.
+
+    Unlike a ``@job`` call, it is stored at once even inside a transaction on another
+    database: Django's ``TaskResult`` needs the row's id when ``enqueue()`` returns.
+    """
+    known = jobs_settings().queues
+    if queue not in known:
+        raise UnknownQueue(queue, known)
+    row = _new_job(_TaskCall(name), args, kwargs, (queue, priority, run_at))
+    row = replace(row, meta=_dumps(meta))
+    return _store([row], follow_other_transaction=False)[0]
+
+
+class _TaskCall:
+    """What ``_new_job`` needs of a definition, for a task: Django binds no arguments
+    at enqueue, and a call that does not fit fails its attempt with the TypeError."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def check_arguments(self, args: Any, kwargs: Any) -> None:
+        pass
 
 
 def _options(definition, wait, wait_until, queue, priority) -> tuple[str, int, datetime]:
@@ -188,11 +223,11 @@ def _json(name: str, value: Any, kind: str, items: Any) -> str:
     raise NotSerializable(f"the {kind}s of job {name} are not JSON-serialisable")
 
 
-def _store(rows: list[NewJob]) -> list[Job]:
+def _store(rows: list[NewJob], follow_other_transaction: bool = True) -> list[Job]:
     alias = jobs_settings().database
     now = clock.now()
     jobs = [_instance(row, alias, now) for row in rows]
-    other = _other_transaction(alias)
+    other = _other_transaction(alias) if follow_other_transaction else None
     if other is not None:
         transaction.on_commit(lambda: _insert(alias, rows, jobs), using=other)
     else:
@@ -210,6 +245,8 @@ def _instance(row: NewJob, alias: str, now: datetime) -> Job:
         row.run_at, None, None, None, None, None, "", None, None, None, "", now, now,
         None, None, None, None, None, None,
     )  # fmt: skip
+    if row.meta is not None:
+        job.meta = json.loads(row.meta)
     job._state.db = alias
     return job
 

@@ -28,6 +28,11 @@ TOP_DEFAULTS: dict[str, Any] = {
     "LOG_FILE": None,
     "SCHEDULE": {},  # key -> entry; see SCHEDULE_DEFAULTS and django_jobs.recurring
     "PRUNE": {},  # {}: every PRUNE_DEFAULTS; None or False: no built-in prune schedule
+    # django.tasks backend (django_jobs.tasks): finished task rows are kept this many
+    # seconds for their results (None: for ever), and the modules besides installed apps'
+    # whose tasks workers may import.
+    "TASK_RESULTS_TTL": 24 * 3600,
+    "TASK_MODULES": [],
 }
 
 #: Keys of ``settings.JOBS["PRUNE"]`` and their defaults (ages in seconds).
@@ -127,6 +132,9 @@ class JobsSettings:
     #: written; django_jobs.recurring.schedule turns them into Schedule objects.
     schedule: tuple[tuple[str, dict[str, Any]], ...] = ()
     prune: PruneSettings = field(default_factory=PruneSettings)
+    #: How long finished ``django.tasks`` rows are kept (None: for ever).
+    task_results_ttl: timedelta | None = timedelta(seconds=TOP_DEFAULTS["TASK_RESULTS_TTL"])
+    task_modules: tuple[str, ...] = ()
 
     @property
     def worker_rows_max_age(self) -> timedelta:
@@ -257,7 +265,20 @@ def parse(raw: dict[str, Any]) -> JobsSettings:
         log_file=raw.get("LOG_FILE") if isinstance(raw.get("LOG_FILE"), str) else None,
         schedule=_schedule(raw.get("SCHEDULE")),
         prune=_prune(raw.get("PRUNE", TOP_DEFAULTS["PRUNE"]), tuple(queues)),
+        task_results_ttl=_age(
+            raw.get("TASK_RESULTS_TTL", TOP_DEFAULTS["TASK_RESULTS_TTL"]),
+            TOP_DEFAULTS["TASK_RESULTS_TTL"],
+        ),
+        task_modules=_names(raw.get("TASK_MODULES")),
     )
+
+
+def _names(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list | tuple):
+        return tuple(name for name in value if isinstance(name, str) and name)
+    return ()
 
 
 _cached: JobsSettings | None = None

@@ -46,3 +46,20 @@ class WorkerIdentityInUse(JobsError):
 
 class JobTimeout(JobsError):
     """The job ran longer than its timeout and its worker process was stopped."""
+
+
+class TaskNotAllowed(JobsError, LookupError):
+    """A django.tasks row names a module outside the installed apps and
+    JOBS["TASK_MODULES"], or something that is not a task: nothing was imported or run."""
+
+
+class ResultNotSerializable(JobsError, TypeError):
+    """The return value is not JSON: the attempt failed, and is not retried."""
+
+
+class WorkerLost(JobsError):
+    """The worker running the job died, or the job was taken from it (recovery)."""
+
+
+class TaskNotFound(JobsError, LookupError):
+    """The task a django.tasks row names cannot be found: was it renamed or removed?"""

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import builtins
 import inspect
+import json
 import logging
 import time
 import traceback
@@ -16,10 +18,13 @@ from . import clock, registry
 from .backoff import attempts_spent, next_run_at
 from .conf import jobs_settings
 from .context import JobContext
-from .exceptions import JobNotRegistered
+from .exceptions import JobNotRegistered, ResultNotSerializable, TaskNotAllowed
+from .registry import TASK_PREFIX
 from .storage import OUTCOME_FAILED, OUTCOME_RETRY, OUTCOME_SUCCEEDED, ClaimedJob, Outcome
 
 logger = logging.getLogger("django_jobs.worker")
+
+_dumps = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
 
 
 class Interrupted(BaseException):
@@ -31,7 +36,7 @@ class Call:
 
     __slots__ = (
         "claimed", "definition", "args", "kwargs", "context", "problem",
-        "claimed_at", "started", "started_at",
+        "claimed_at", "started", "started_at", "result",
     )  # fmt: skip
 
     def __init__(self, claimed: ClaimedJob, context_factory: Callable[..., JobContext]):
@@ -45,10 +50,12 @@ class Call:
         self.started_at: float | None = None
         self.args: list[Any] = []
         self.kwargs: dict[str, Any] = {}
+        #: What the job returned (kept only when its definition says ``keep_result``).
+        self.result: Any = None
         try:
-            definition = registry.get(claimed.name)
-        except JobNotRegistered as exc:
-            self.problem = f"JobNotRegistered: {exc}"
+            definition = registry.definition_for(claimed)
+        except (JobNotRegistered, TaskNotAllowed) as exc:
+            self.problem = f"{type(exc).__name__}: {exc}"
             return
         args, kwargs = claimed.args, claimed.kwargs
         if not isinstance(args, list) or not isinstance(kwargs, dict):
@@ -84,7 +91,8 @@ def run_sync(call: Call) -> BaseException | None:
     try:
         result = call.definition.func(*call.args, **call.kwargs)
         if inspect.isawaitable(result):  # a sync function that returned a coroutine
-            asyncio.run(_await(result))
+            result = asyncio.run(_await(result))
+        call.result = result
     except Interrupted:
         raise
     except Exception as exc:
@@ -102,7 +110,7 @@ async def run_async(call: Call) -> BaseException | None:
     if call.problem is not None:
         return None
     try:
-        await call.definition.func(*call.args, **call.kwargs)
+        call.result = await call.definition.func(*call.args, **call.kwargs)
     except BaseException as exc:
         # CancelledError raised by the job (or anything else) is the job's error: the
         # worker never cancels a job's task, so it cannot be a request to stop.
@@ -123,16 +131,32 @@ def outcome_of(call: Call, error: BaseException | None) -> Outcome:
             logger.info(
                 "[jobs] [%s] job %s succeeded in %dms", claimed.name, claimed.id, elapsed_ms
             )
-        return Outcome(claimed, OUTCOME_SUCCEEDED, started_at=call.started_at)
+        outcome = Outcome(claimed, OUTCOME_SUCCEEDED, started_at=call.started_at)
+        if not call.definition.keep_result:
+            return outcome
+        try:
+            outcome.return_json = _dumps(call.result)
+        except (TypeError, ValueError) as exc:
+            error = ResultNotSerializable(
+                f"{claimed.name} returned a value that is not JSON: "
+                f"{type(call.result).__name__} ({exc}). Return ids and plain values"
+            )
+        else:
+            outcome.keep = True
+            outcome.log_attempt = claimed.name.startswith(TASK_PREFIX)
+            return outcome
     if call.problem is not None:
         text, summary = call.problem, call.problem
+        error_class = _problem_class(call.problem)
     else:
         text = "".join(traceback.format_exception(error))
         # The first line of "Type: message": multi-line messages (psycopg's) read best so.
         summary = traceback.format_exception_only(error)[0].strip().splitlines()[0]
+        error_class = f"{type(error).__module__}.{type(error).__qualname__}"
     outcome = errored(
-        claimed, text, definition=call.definition, elapsed_ms=elapsed_ms, summary=summary
-    )
+        claimed, text, definition=call.definition, elapsed_ms=elapsed_ms, summary=summary,
+        error_class=error_class, final=isinstance(error, ResultNotSerializable),
+    )  # fmt: skip
     outcome.started_at = call.started_at
     return outcome
 
@@ -143,29 +167,59 @@ def errored(
     definition: Any = None,
     elapsed_ms: float | None = None,
     summary: str | None = None,
+    error_class: str | None = None,
+    final: bool = False,
 ) -> Outcome:
-    """An errored attempt: retried with back-off, or failed once attempts are spent."""
+    """An errored attempt: retried with back-off, or failed once attempts are spent
+    (or at once when ``final``)."""
     if definition is None:
         definition = registry.all_jobs().get(claimed.name)
-    max_attempts = (definition and definition.max_attempts) or jobs_settings().policy_for(
-        claimed.queue
-    ).max_attempts
+    max_attempts = (
+        (definition and definition.max_attempts)
+        or _task_max_attempts(claimed)
+        or jobs_settings().policy_for(claimed.queue).max_attempts
+    )
     if summary is None:
         summary = text.strip().splitlines()[-1] if text.strip() else "error"
     took = f" after {elapsed_ms:.0f}ms" if elapsed_ms is not None else ""
-    if attempts_spent(claimed.attempts, max_attempts):
+    if final or attempts_spent(claimed.attempts, max_attempts):
         logger.error(
             "[jobs] [%s] job %s failed%s (attempt %s of %s, no more retries): %s",
             claimed.name, claimed.id, took, claimed.attempts, max_attempts, summary,
         )  # fmt: skip
-        return Outcome(claimed, OUTCOME_FAILED, error=text)
-    run_at = next_run_at(claimed.attempts, clock.now())
-    logger.warning(
-        "[jobs] [%s] job %s failed%s (attempt %s of %s, retrying at %s): %s",
-        claimed.name, claimed.id, took, claimed.attempts, max_attempts,
-        run_at.isoformat(timespec="seconds"), summary,
-    )  # fmt: skip
-    return Outcome(claimed, OUTCOME_RETRY, error=text, run_at=run_at)
+        outcome = Outcome(claimed, OUTCOME_FAILED, error=text)
+    else:
+        run_at = next_run_at(claimed.attempts, clock.now())
+        logger.warning(
+            "[jobs] [%s] job %s failed%s (attempt %s of %s, retrying at %s): %s",
+            claimed.name, claimed.id, took, claimed.attempts, max_attempts,
+            run_at.isoformat(timespec="seconds"), summary,
+        )  # fmt: skip
+        outcome = Outcome(claimed, OUTCOME_RETRY, error=text, run_at=run_at)
+    if claimed.name.startswith(TASK_PREFIX):
+        # A task's result lists every failed attempt: the row is kept, the attempt logged.
+        outcome.keep = outcome.log_attempt = True
+        outcome.error_class = error_class or _problem_class(text)
+    return outcome
+
+
+def _task_max_attempts(claimed: ClaimedJob) -> int | None:
+    """``max_attempts`` a ``django.tasks`` row was enqueued with (in its meta), if any."""
+    meta = claimed.meta
+    return meta.get("max_attempts") if isinstance(meta, dict) else None
+
+
+def _problem_class(text: str) -> str:
+    """The exception class path of an attempt that failed without a Python exception:
+    a problem found before running ("JobNotRegistered: …"), a timeout, a lost worker."""
+    from . import exceptions
+
+    name = text.partition(":")[0].strip()
+    if name.isidentifier() and isinstance(getattr(exceptions, name, None), type):
+        return f"django_jobs.exceptions.{name}"
+    if name.isidentifier() and isinstance(getattr(builtins, name, None), type):
+        return f"builtins.{name}"
+    return "django_jobs.exceptions.WorkerLost"
 
 
 def tidy_connections() -> None:

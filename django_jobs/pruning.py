@@ -23,13 +23,15 @@ from django.db import models
 from . import clock
 from .conf import jobs_settings
 from .models import Job, ScheduleRun, Worker
+from .registry import TASK_PREFIX
 
 #: The kinds of rows pruning deletes, in the order they are pruned and reported.
-KINDS = ("succeeded", "failed", "workers", "history")
+KINDS = ("succeeded", "failed", "workers", "history", "results")
 
 LABELS = {
     "succeeded": "succeeded jobs",
     "failed": "failed jobs",
+    "results": "finished task results",
     "workers": "dead worker rows",
     "history": "schedule runs",
 }
@@ -54,6 +56,10 @@ class PruneReport:
     @property
     def failed(self) -> int:
         return self.counts["failed"]
+
+    @property
+    def results(self) -> int:
+        return self.counts["results"]
 
     @property
     def workers(self) -> int:
@@ -91,7 +97,15 @@ def prune(*, dry_run: bool = False, now: datetime | None = None) -> PruneReport:
     started = time.monotonic()
     alias = settings.database
     tasks: list[tuple[str, models.QuerySet, str]] = []
-    jobs = Job.objects.using(alias).filter(locked_at__isnull=True)
+    # django.tasks rows keep their results for TASK_RESULTS_TTL instead (the "results").
+    jobs = (
+        Job.objects.using(alias)
+        .filter(locked_at__isnull=True)
+        .exclude(name__startswith=TASK_PREFIX)
+    )
+    task_rows = Job.objects.using(alias).filter(
+        locked_at__isnull=True, name__startswith=TASK_PREFIX
+    )
     if prune_settings.succeeded_after is not None:
         cutoff = now - prune_settings.succeeded_after
         # finished_at first in the filter and the order: the finish index is partial on
@@ -108,6 +122,11 @@ def prune(*, dry_run: bool = False, now: datetime | None = None) -> PruneReport:
         tasks.append(
             ("failed", jobs.filter(failed_at__isnull=False, failed_at__lt=cutoff), "failed_at")
         )
+    if settings.task_results_ttl is not None:
+        cutoff = now - settings.task_results_ttl
+        for column in ("finished_at", "failed_at"):
+            old = task_rows.filter(**{f"{column}__isnull": False, f"{column}__lt": cutoff})
+            tasks.append(("results", old, column))
     tasks.append(
         (
             "workers",
@@ -120,9 +139,9 @@ def prune(*, dry_run: bool = False, now: datetime | None = None) -> PruneReport:
         tasks.append(("history", history, "enqueued_at"))
     for kind, queryset, order in tasks:
         if dry_run:
-            report.counts[kind] = queryset.count()
+            report.counts[kind] += queryset.count()
         else:
-            report.counts[kind] = _delete_in_batches(
+            report.counts[kind] += _delete_in_batches(
                 queryset, order, prune_settings.batch_size, alias, report
             )
     report.seconds = time.monotonic() - started

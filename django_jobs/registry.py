@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import autodiscover_modules
 
-from .exceptions import JobNotRegistered
+from .exceptions import JobNotRegistered, TaskNotAllowed
 
 if TYPE_CHECKING:
     from .models import Job
@@ -25,6 +25,14 @@ DEFAULT_QUEUE = "default"
 DEFAULT_PRIORITY = 50
 
 _registry: dict[str, JobDefinition[Any, Any]] = {}
+
+#: Names of ``django.tasks`` rows (:mod:`django_jobs.tasks`) start with this; the rest is
+#: the task's module path.
+TASK_PREFIX = "django.tasks:"
+
+#: Builds the definition that runs a ``django.tasks`` row (set by the app's ``ready()``:
+#: the tasks package builds on the executor, which cannot import it back).
+_task_definitions: Callable[[Any], JobDefinition[Any, Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -52,6 +60,7 @@ class JobDefinition(Generic[P, R]):
         takes_context: bool = False,
         options: EnqueueOptions | None = None,
         cron: str | None = None,
+        keep_result: bool = False,
     ) -> None:
         if not callable(func):
             raise TypeError(f"@job decorates a function, not {type(func).__name__}")
@@ -74,6 +83,9 @@ class JobDefinition(Generic[P, R]):
         if takes_context and not self.signature.parameters:
             raise TypeError(f"job {self.name} takes_context=True but accepts no argument")
         self.cron = cron
+        #: Keep the row after success whatever DELETE_SUCCESSFUL_JOBS says, with the
+        #: return value (JSON) in ``Job.return_value``.
+        self.keep_result = bool(keep_result)
         if cron is not None:
             self._check_cron(cron)
         functools.update_wrapper(self, func)  # type: ignore[arg-type]
@@ -208,6 +220,7 @@ def job(
     timeout: float | None = ...,
     takes_context: bool = ...,
     cron: str | None = ...,
+    keep_result: bool = ...,
 ) -> Callable[[Callable[P, R]], JobDefinition[P, R]]: ...
 
 
@@ -242,6 +255,23 @@ def get(name: str) -> JobDefinition[Any, Any]:
         return _registry[name]
     except KeyError:
         raise JobNotRegistered(name) from None
+
+
+def use_task_definitions(factory: Callable[[Any], JobDefinition[Any, Any]]) -> None:
+    global _task_definitions
+    _task_definitions = factory
+
+
+def definition_for(claimed: Any) -> JobDefinition[Any, Any]:
+    """The definition that runs a claimed row: its registered ``@job``, or for a
+    ``django.tasks`` row one built from the task it names."""
+    if not claimed.name.startswith(TASK_PREFIX):
+        return get(claimed.name)
+    if _task_definitions is None:
+        raise TaskNotAllowed(
+            f"{claimed.name} is a django.tasks row, and django_jobs is not an installed app"
+        )
+    return _task_definitions(claimed)
 
 
 def resolve(obj: Any) -> JobDefinition[Any, Any]:

@@ -215,7 +215,8 @@ def _invoke(call: Call) -> BaseException | None:
         if inspect.isawaitable(value):
             # async_to_sync, not asyncio.run: the job's sync_to_async database calls then
             # run in this thread, on the connection that holds the test's transaction.
-            async_to_sync(_await)(value)
+            value = async_to_sync(_await)(value)
+        call.result = value
     except KeyboardInterrupt:
         raise
     except BaseException as exc:  # SystemExit from a job is its error, as in a worker

@@ -128,6 +128,9 @@ JOBS = {
     "SCHEDULE": json.loads(os.environ.get("DJANGO_JOBS_SCHEDULE", "{}")),
 }
 
+# The django.tasks backend (Django 6, or the django-tasks backport on Django 5.2).
+TASKS = {"default": {"BACKEND": "django_jobs.tasks.JobsBackend"}}
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -21,6 +21,7 @@ from django.utils.translation import gettext as _
 from .. import clock, registry
 from ..conf import jobs_settings
 from ..models import Job, JobStatus
+from ..registry import TASK_PREFIX
 
 EMPTY = "-"  # the admin's own empty value
 ERROR_LINE_CHARS = 80
@@ -120,7 +121,15 @@ def status_and_attempts(job: Job) -> SafeString:
 
 
 def short_name(job: Job) -> SafeString:
-    """The job's function name and id; its dotted path on hover."""
+    """The job's function name and id; its dotted path on hover. A ``django.tasks``
+    task is marked as one, with its module path (not the row's prefixed name)."""
+    if job.name.startswith(TASK_PREFIX):
+        path = job.name[len(TASK_PREFIX) :]
+        return format_html(
+            '<span class="djj-kind" title="{}">{}</span> '
+            '<span class="djj-name" title="{}">{}</span> <span class="djj-id">#{}</span>',
+            _("enqueued with django.tasks"), _("task"), path, path.rpartition(".")[2], job.pk,
+        )  # fmt: skip
     return format_html(
         '<span class="djj-name" title="{}">{}</span> <span class="djj-id">#{}</span>',
         job.name, job.name.rpartition(".")[2], job.pk,
@@ -128,10 +137,15 @@ def short_name(job: Job) -> SafeString:
 
 
 def max_attempts(job: Job) -> int | None:
-    """The job's own ``@job(max_attempts=…)``, else that of the group serving its queue."""
+    """The job's own ``@job(max_attempts=…)`` (a task's, from its row), else that of the
+    group serving its queue."""
     definition = registry.all_jobs().get(job.name)
     if definition is not None and definition.max_attempts:
         return definition.max_attempts
+    if isinstance(job.meta, dict) and job.name.startswith(TASK_PREFIX):
+        own = job.meta.get("max_attempts")
+        if isinstance(own, int) and own > 0:
+            return own
     group = jobs_settings().group_for_queue(job.queue)
     return group.max_attempts if group is not None else None
 

@@ -22,6 +22,7 @@ Contracts (each holds with any number of worker processes on any number of hosts
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterable, Sequence
 from contextlib import nullcontext
@@ -90,7 +91,9 @@ class Storage:
             cursor.execute(sql, params)
             return [row[0] for row in cursor.fetchall()]
 
-    def _insert_values(self, rows: Sequence[NewJob], now: datetime) -> tuple[str, list[Any]]:
+    def _insert_values(
+        self, rows: Sequence[NewJob], now: datetime, with_meta: bool = False
+    ) -> tuple[str, list[Any]]:
         adapted_now = self.adapt(now)
         params: list[Any] = []
         for row in rows:
@@ -98,18 +101,26 @@ class Storage:
                 row.name, row.args, row.kwargs, row.queue, row.priority,
                 self.adapt(row.run_at), adapted_now, adapted_now,
             ]  # fmt: skip
-        one = f"({self.placeholders()})"
+            if with_meta:
+                params.append(row.meta)
+        one = f"({self.placeholders()}{', ' + self.json_param if with_meta else ''})"
         return ", ".join([one] * len(rows)), params
 
     def placeholders(self) -> str:
         return "%s, %s, %s, %s, %s, %s, 0, '', '', %s, %s"
 
+    #: A JSON parameter in a statement (PostgreSQL casts it to jsonb).
+    json_param = "%s"
+
     def _insert_sql(self, rows: Sequence[NewJob], now: datetime) -> tuple[str, list[Any]]:
-        values, params = self._insert_values(rows, now)
+        # The meta column only when a row has one (django.tasks rows): @job inserts stay
+        # exactly as they were.
+        with_meta = has_meta(rows)
+        values, params = self._insert_values(rows, now, with_meta)
         return (
             f"INSERT INTO {self.table} (name, args, kwargs, queue, priority, run_at, attempts,"
-            f" last_error, progress_message, created_at, updated_at) VALUES {values}"
-            " RETURNING id",
+            f" last_error, progress_message, created_at, updated_at{', meta' if with_meta else ''})"
+            f" VALUES {values} RETURNING id",
             params,
         )
 
@@ -179,39 +190,63 @@ class Storage:
             group = groups.get(job.queue)
             if group is None:
                 group = groups[job.queue] = jobs_settings().policy_for(job.queue)
-            if outcome.kind == OUTCOME_SUCCEEDED and group.delete_successful_jobs:
+            if (
+                outcome.kind == OUTCOME_SUCCEEDED
+                and group.delete_successful_jobs
+                and not outcome.keep
+            ):
                 deletes.append(job)  # the hot path: nothing else to prepare
                 continue
             guard = [job.id, job.token]
             if outcome.kind == OUTCOME_SUCCEEDED:
-                if not group.delete_successful_jobs:
-                    updates.append(
-                        (
-                            f"{done}, started_at = %s, finished_at = %s, updated_at = %s",
-                            [self._start_of(outcome), at, at, *guard],
-                        )
-                    )
-                else:
-                    deletes.append(job)
+                update = (
+                    f"{done}, started_at = %s, finished_at = %s, updated_at = %s",
+                    [self._start_of(outcome), at, at, *guard],
+                )
             elif outcome.kind == OUTCOME_RETRY:
-                updates.append(
-                    (
-                        f"{done}, started_at = %s, run_at = %s, last_error = %s, updated_at = %s",
-                        [self._start_of(outcome), self.adapt(outcome.run_at), outcome.error, at]
-                        + guard,
-                    )
+                update = (
+                    f"{done}, started_at = %s, run_at = %s, last_error = %s, updated_at = %s",
+                    [self._start_of(outcome), self.adapt(outcome.run_at), outcome.error, at]
+                    + guard,
                 )
-            elif group.delete_failed_jobs:
+            elif group.delete_failed_jobs and not outcome.keep:
                 deletes.append(job)
+                continue
             else:
-                updates.append(
-                    (
-                        f"{done}, started_at = %s, run_at = NULL, failed_at = %s,"
-                        " last_error = %s, updated_at = %s",
-                        [self._start_of(outcome), at, outcome.error, at, *guard],
-                    )
+                update = (
+                    f"{done}, started_at = %s, run_at = NULL, failed_at = %s,"
+                    " last_error = %s, updated_at = %s",
+                    [self._start_of(outcome), at, outcome.error, at, *guard],
                 )
+            updates.append(self._with_result(outcome, *update, now) if outcome.keep else update)
         return self._write(self._statements(deletes, updates))
+
+    #: SQL appending the JSON object parameter, plus ``worker_id`` read from the row's
+    #: ``locked_by``, to ``attempt_log``. It comes first in the SET list: MySQL evaluates
+    #: assignments left to right, and ``locked_by`` is cleared after it.
+    attempt_log_append = ""
+
+    def _with_result(
+        self, outcome: Outcome, assignments: str, params: list[Any], now: datetime
+    ) -> tuple[str, list[Any]]:
+        """An outcome's UPDATE that also stores its return value and logs the attempt."""
+        extra: list[str] = []
+        values: list[Any] = []
+        if outcome.log_attempt:
+            started = clock.at(outcome.started_at)
+            entry = {
+                "started_at": None if started is None else started.isoformat(),
+                "finished_at": now.isoformat(),
+                "error": None
+                if outcome.kind == OUTCOME_SUCCEEDED
+                else {"exception_class_path": outcome.error_class, "traceback": outcome.error},
+            }
+            extra.append(f"attempt_log = {self.attempt_log_append}")
+            values.append(json.dumps(entry))
+        if outcome.kind == OUTCOME_SUCCEEDED and outcome.return_json is not None:
+            extra.append(f"return_value = {self.json_param}")
+            values.append(outcome.return_json)
+        return ", ".join([*extra, assignments]), [*values, *params]
 
     def _start_of(self, outcome: Outcome) -> Any:
         return self.adapt(clock.at(outcome.started_at))
@@ -358,7 +393,12 @@ HELD_COLUMNS = (*CLAIM_COLUMNS, "claim_token", "locked_by", "started_at", "expir
 
 
 def _held(row: Sequence[Any]) -> HeldRow:
-    return HeldRow(ClaimedJob.from_row(row, row[8]), row[9] or "", row[10], row[11])
+    claim_token, locked_by, started_at, expires_at = row[len(CLAIM_COLUMNS) :]
+    return HeldRow(ClaimedJob.from_row(row, claim_token), locked_by or "", started_at, expires_at)
+
+
+def has_meta(rows: Sequence[NewJob]) -> bool:
+    return any(row.meta is not None for row in rows)
 
 
 def _by_token(jobs: Iterable[ClaimedJob]) -> list[tuple[int, list[int]]]:

@@ -22,6 +22,10 @@ class MySQLStorage(Storage):
     vendor = "mysql"
     # An indexed "is anything ready?" probe 13 times a second: p99 pickup under 100 ms.
     idle_check_interval = 0.075
+    attempt_log_append = (
+        "JSON_ARRAY_APPEND(COALESCE(attempt_log, JSON_ARRAY()), '$',"
+        " JSON_SET(%s, '$.worker_id', locked_by))"
+    )
 
     def insert(self, rows: Sequence[NewJob], now: datetime) -> list[int]:
         if self.connection.mysql_is_mariadb:

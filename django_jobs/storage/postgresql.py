@@ -10,7 +10,7 @@ from datetime import datetime
 
 from django.db.backends.postgresql.psycopg_any import is_psycopg3
 
-from .base import Storage
+from .base import Storage, has_meta
 from .rows import CLAIM_COLUMNS, ClaimedJob, NewJob, new_token
 from .waiting import Waiter, drain
 
@@ -25,6 +25,12 @@ if is_psycopg3:
 
 class PostgreSQLStorage(Storage):
     vendor = "postgresql"
+
+    json_param = "%s::jsonb"
+    attempt_log_append = (
+        "COALESCE(attempt_log, '[]'::jsonb)"
+        " || jsonb_build_array(%s::jsonb || jsonb_build_object('worker_id', locked_by))"
+    )
 
     def placeholders(self) -> str:
         return "%s, %s::jsonb, %s::jsonb, %s, %s, %s, 0, '', '', %s, %s"
@@ -43,7 +49,7 @@ class PostgreSQLStorage(Storage):
             return sorted(row[0] for row in cursor.fetchall())
 
     def _insert_sql(self, rows: Sequence[NewJob], now: datetime) -> tuple[str, list]:
-        if len(rows) == 1 or not is_psycopg3:
+        if len(rows) == 1 or not is_psycopg3 or has_meta(rows):
             sql, params = super()._insert_sql(rows, now)
         else:
             sql, params = self._unnest_insert(rows, now)

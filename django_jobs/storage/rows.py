@@ -15,7 +15,10 @@ OUTCOME_RETRY = "retry"
 OUTCOME_FAILED = "failed"
 
 #: Columns a claim returns, in this order.
-CLAIM_COLUMNS = ("id", "name", "args", "kwargs", "queue", "priority", "attempts", "run_at")
+#: ``meta`` is NULL for ``@job`` rows; ``django.tasks`` rows keep their backend's data there.
+CLAIM_COLUMNS = (
+    "id", "name", "args", "kwargs", "queue", "priority", "attempts", "run_at", "meta",
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +31,8 @@ class NewJob:
     run_at: datetime
     arg_list: list[Any] = field(default_factory=list)  # the values behind ``args``
     kwarg_dict: dict[str, Any] = field(default_factory=dict)
+    #: JSON text for the ``meta`` column (``django.tasks`` rows); None leaves it NULL.
+    meta: str | None = None
 
 
 @dataclass(slots=True)
@@ -42,13 +47,16 @@ class ClaimedJob:
     run_at: Any
     #: The claim's fencing token (``claim_token``): unique to this claim of this row.
     token: int = 0
+    #: The row's ``meta`` (decoded JSON), None for ``@job`` rows.
+    meta: Any = None
 
     @classmethod
     def from_row(cls, row: Sequence[Any], token: int) -> ClaimedJob:
-        job_id, name, args, kwargs, queue, priority, attempts, run_at = row[:8]
+        job_id, name, args, kwargs, queue, priority, attempts, run_at, meta = row[:9]
         return cls(
-            job_id, name, _json(args), _json(kwargs), queue, priority, attempts, run_at, token
-        )
+            job_id, name, _json(args), _json(kwargs), queue, priority, attempts, run_at, token,
+            None if meta is None else _json(meta),
+        )  # fmt: skip
 
     def sort_key(self) -> tuple[int, Any, int]:
         return (self.priority, self.run_at, self.id)
@@ -65,6 +73,15 @@ class Outcome:
     #: When the attempt began: a datetime, or the worker's ``time.time()`` float (turned
     #: into a datetime only for rows that are kept); None when unknown.
     started_at: datetime | float | None = None
+    #: The row is kept whatever ``DELETE_*_JOBS`` say (``django.tasks`` rows, and jobs
+    #: declared with ``keep_result``): ``return_json`` and the attempt log go on it.
+    keep: bool = False
+    #: JSON text of the return value to store on success (None: nothing is stored).
+    return_json: str | None = None
+    #: Append this attempt to ``attempt_log`` (``django.tasks`` rows), in the statement
+    #: that records the outcome; ``error_class`` is the failed attempt's exception path.
+    log_attempt: bool = False
+    error_class: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,10 @@ class SQLiteStorage(Storage):
     lock_clause = ""
     # PRAGMA data_version reads no table: 20 times a second costs next to nothing.
     idle_check_interval = 0.05
+    # '$[#]' is the end of the array (SQLite 3.31+; Django 5.2 needs 3.31 already).
+    attempt_log_append = (
+        "json_insert(COALESCE(attempt_log, '[]'), '$[#]', json_set(%s, '$.worker_id', locked_by))"
+    )
 
     def claim(
         self, worker: str, queues: tuple[str, ...] | None, limit: int, now: datetime
