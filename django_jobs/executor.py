@@ -18,7 +18,7 @@ from . import clock, registry
 from .backoff import attempts_spent, next_run_at
 from .conf import jobs_settings
 from .context import JobContext
-from .exceptions import JobNotRegistered, ResultNotSerializable, TaskNotAllowed
+from .exceptions import JobNotRegistered, ResultNotSerializable, TaskNotAllowed, TaskNotFound
 from .registry import TASK_PREFIX
 from .storage import OUTCOME_FAILED, OUTCOME_RETRY, OUTCOME_SUCCEEDED, ClaimedJob, Outcome
 
@@ -54,7 +54,7 @@ class Call:
         self.result: Any = None
         try:
             definition = registry.definition_for(claimed)
-        except (JobNotRegistered, TaskNotAllowed) as exc:
+        except (JobNotRegistered, TaskNotAllowed, TaskNotFound) as exc:
             self.problem = f"{type(exc).__name__}: {exc}"
             return
         args, kwargs = claimed.args, claimed.kwargs

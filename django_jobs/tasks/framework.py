@@ -52,6 +52,7 @@ def _namespace(
     return SimpleNamespace(
         package=package.__name__,
         task_backends=package.task_backends,
+        task=package.task,
         BaseTaskBackend=backend_class,
         Task=base.Task,
         TaskResult=base.TaskResult,
