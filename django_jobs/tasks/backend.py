@@ -75,8 +75,8 @@ class JobsBackend(api.BaseTaskBackend):
         invalid = api.InvalidTask
         if not api.is_module_level_function(task.func):
             raise invalid(
-                f"Task function {task.func!r} must be defined at a module level: workers "
-                "import it by its path."
+                "Task function must be defined at a module level. "
+                f"(Workers import it by its path; {task.func!r} is not.)"
             )
         args = api.get_func_args(task.func)
         if task.takes_context and (not args or args[0] != "context"):
@@ -90,7 +90,7 @@ class JobsBackend(api.BaseTaskBackend):
         ):
             raise invalid(
                 f"priority must be a whole number between {api.MIN_PRIORITY} and "
-                f"{api.MAX_PRIORITY}, not {priority!r}."
+                f"{api.MAX_PRIORITY}. (Got {priority!r}.)"
             )
         run_after = task.run_after
         if run_after is not None:
@@ -101,8 +101,8 @@ class JobsBackend(api.BaseTaskBackend):
         queues = self.valid_queues()
         if task.queue_name not in queues:
             raise invalid(
-                f"Queue {task.queue_name!r} is not valid for backend {self.alias!r}: "
-                f"use one of {sorted(queues)!r}."
+                f"Queue '{task.queue_name}' is not valid for backend. "
+                f"(Backend {self.alias!r} takes {sorted(queues)!r}.)"
             )
         if task.queue_name not in jobs_settings().queues:
             raise invalid(

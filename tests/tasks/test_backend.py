@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from asgiref.sync import async_to_sync
+from django.conf import settings
 from django.db import connections, transaction
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
@@ -395,3 +396,37 @@ def test_a_row_naming_something_that_is_not_a_task_fails_clearly():
     assert "not a task declared with @task" in errors
     assert "has no no_such_task" in errors
     assert "tests.testapp has no no_such_module.task" in errors
+
+
+def test_on_django_6_tasks_declared_with_the_backport_run_on_this_backend():
+    if not hasattr(tasks, "through_backport"):
+        pytest.skip("needs Django 6 and the django-tasks backport")
+    declared = tasks.through_backport
+    assert type(declared).__name__ == "JobsTask" and declared.priority == 10
+    result = declared.enqueue(21)
+    assert Job.objects.get(pk=int(result.id)).priority == 40
+    run_jobs()
+    result.refresh()
+    assert result.status == TaskResultStatus.SUCCESSFUL and result.return_value == 42
+
+
+def test_jobs_status_and_the_dashboard_show_task_rows(admin_client):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    tasks.add.enqueue(1, 1)
+    failing = tasks.fail.enqueue()
+    with override_settings(JOBS={**settings.JOBS, "WORKERS": [{"QUEUE": "*", "MAX_ATTEMPTS": 1}]}):
+        run_jobs()
+    failing.refresh()
+    assert failing.status == TaskResultStatus.FAILED
+    out = StringIO()
+    call_command("jobs", "status", stdout=out)
+    [default] = [
+        line.split() for line in out.getvalue().splitlines() if line.startswith("default ")
+    ]
+    assert default[:5] == ["default", "0", "0", "0", "1"]  # QUEUE READY LATER RUNNING FAILED
+    assert admin_client.get("/admin/django_jobs/job/dashboard/").status_code == 200
+    page = admin_client.get("/admin/django_jobs/job/failed/")
+    assert "django.tasks:tests.testapp.tasks.fail" in page.content.decode()

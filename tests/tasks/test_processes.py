@@ -105,3 +105,14 @@ def test_priorities_order_tasks_and_jobs_together(jobs_cmd):
     wait_until(lambda: Execution.objects.count() == 7, what="all seven")
     order = list(Execution.objects.order_by("id").values_list("key", flat=True))
     assert order == ["job -60", "task 100", "job 10", "task 0", "job 60", "job 100", "task -100"]
+
+
+def test_a_task_past_its_timeout_is_failed_with_job_timeout(jobs_cmd):
+    from django_jobs.exceptions import JobTimeout
+
+    result = tasks.overruns.enqueue()
+    jobs_cmd("jobs", "work", workers=[group()])
+    wait_until(lambda: status_after_refresh(result) == "FAILED", timeout=30, what="FAILED")
+    [error] = result.errors
+    assert error.exception_class is JobTimeout and "timed out after 1 s" in error.traceback
+    assert result.attempts == 1 and result.finished_at is not None

@@ -95,3 +95,21 @@ def crashes_once_only(context, key):
     """Like crashes_first, with one attempt: a lost worker makes it FAILED."""
     Execution.objects.create(key=f"{key}:{context.attempt}", pid=os.getpid())
     time.sleep(60)
+
+
+try:  # Django 6 with the backport installed too: libraries (Wagtail) declare tasks so
+    import django.tasks  # noqa: F401
+    from django_tasks import task as backport_task
+except ImportError:
+    backport_task = None
+
+if backport_task is not None:
+
+    @backport_task(priority=10)
+    def through_backport(x):
+        return x * 2
+
+
+@task(timeout=1, max_attempts=1)
+def overruns(seconds=30.0):
+    time.sleep(seconds)
