@@ -34,12 +34,11 @@ ROW_FIELDS = (
 
 def fetch_row(result_id: Any) -> dict[str, Any] | None:
     """The task row whose id is ``result_id`` (a TaskResult id), or None."""
-    try:
-        pk = int(str(result_id), 10)
-    except ValueError:
+    text = str(result_id)
+    # Exactly the ids enqueue() hands out: int() would also take " 7", "+7" and "7_0".
+    if not (text.isascii() and text.isdigit() and text[0] != "0" and len(text) < 19):
         return None
-    if not 0 < pk < 2**63:
-        return None
+    pk = int(text)
     return (
         Job.objects.using(jobs_settings().database)
         .filter(pk=pk, name__startswith=TASK_PREFIX)

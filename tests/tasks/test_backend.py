@@ -138,7 +138,9 @@ def test_arguments_that_are_not_json_are_refused_at_the_call_and_nothing_is_stor
     assert not Job.objects.exists()
 
 
-@pytest.mark.parametrize("bad", ["nope", "", "12abc", "-1", "0", str(2**70), None])
+@pytest.mark.parametrize(
+    "bad", ["nope", "", "12abc", "-1", "0", str(2**70), None, " 1", "+1", "0_1", "01", "１"]
+)
 def test_get_result_of_an_unknown_id_raises_does_not_exist(bad):
     tasks.add.enqueue(1, 1)
     with pytest.raises(api.TaskResultDoesNotExist):
