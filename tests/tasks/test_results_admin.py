@@ -137,3 +137,15 @@ def test_retry_run_now_and_discard_work_on_task_rows(admin_client):
     assert later.status == "SUCCESSFUL" and later.return_value == 4
     failed.refresh()  # retried: its second error (of the group's three attempts)
     assert failed.status == "READY" and len(failed.errors) == 2
+
+
+def test_failed_task_rows_are_kept_whatever_delete_failed_jobs_says():
+    group = {"QUEUE": "*", "MAX_ATTEMPTS": 1, "DELETE_FAILED_JOBS": True}
+    with override_settings(JOBS={**settings.JOBS, "WORKERS": [group]}):
+        failed = tasks.fail.enqueue()
+        plain = job(lambda: 1 / 0, name="tests.fails")
+        row = plain.enqueue()
+        run_jobs()
+    failed.refresh()
+    assert failed.status == "FAILED" and len(failed.errors) == 1
+    assert not Job.objects.filter(pk=row.pk).exists()  # a @job's row goes, as before
