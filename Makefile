@@ -5,6 +5,8 @@
 #   DBS          databases `make test` runs against        (default: sqlite)
 #   DJANGO       pip requirement for Django in this venv   (e.g. 'Django>=6.1,<6.2')
 #   PYTEST_ARGS  extra pytest arguments
+#   WAGTAIL_VENV    virtualenv of `make wagtail`            (default: integration/wagtail/.venv)
+#   WAGTAIL_DJANGO  pip requirement for Django in it        (default: 'Django>=6.1,<6.2')
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -24,7 +26,7 @@ DEV_REQS := -e .[dev] \
 	$(if $(findstring mysql,$(DBS)),mysqlclient) \
 	$(DJANGO)
 
-.PHONY: help venv install dev example test lint format docs migrations-check bench-smoke browser install-check clean
+.PHONY: help venv install dev example test lint format docs migrations-check bench-smoke browser install-check wagtail clean
 
 help:
 	@echo "make example           run the example project's demo (creates $(VENV))"
@@ -35,6 +37,7 @@ help:
 	@echo "make bench-smoke       a short benchmark run"
 	@echo "make browser           admin tests in headless Chromium (sqlite)"
 	@echo "make install-check     the README's install steps on a fresh venv, from the wheel"
+	@echo "make wagtail           a Wagtail site whose tasks run on django_jobs (own venv)"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -96,6 +99,23 @@ browser: dev
 # Needs no venv of its own: it builds the wheel and installs it into a new one.
 install-check:
 	.ci/install-check $(PYTHON)
+
+# A Wagtail site (integration/wagtail) with TASKS naming django_jobs' backend: Wagtail from
+# PyPI in a virtualenv of its own, never a dependency of the package. Its migrated database
+# is kept in that venv beside the install stamp, so a repeat run only runs the check.
+WAGTAIL_VENV ?= integration/wagtail/.venv
+WAGTAIL_DJANGO ?= Django>=6.1,<6.2
+WAGTAIL_PY := $(abspath $(WAGTAIL_VENV))/bin/python
+WAGTAIL_REQS := -e . wagtail>=8.0,<9 $(WAGTAIL_DJANGO)
+
+$(WAGTAIL_PY):
+	$(PYTHON) -m venv $(WAGTAIL_VENV)
+
+wagtail: VENV := $(WAGTAIL_VENV)
+wagtail: PY := $(WAGTAIL_PY)
+wagtail: $(WAGTAIL_PY)
+	$(call pip_install,WAGTAIL_REQS)
+	cd integration/wagtail && $(WAGTAIL_PY) check_site.py
 
 clean:
 	rm -rf docs/_build example_project/db.sqlite3* example_project/outbox

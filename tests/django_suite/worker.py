@@ -1,0 +1,58 @@
+# Part of the adapted copy of Django 6.1.3's tests/tasks (see README.md in this folder);
+# this module is django_jobs' own, not Django's.
+"""What the adapted tests use in place of the immediate and dummy backends.
+
+``jobs_backend()`` is the ``override_settings`` of a suite class: ``TASKS`` naming
+``django_jobs.tasks.JobsBackend`` and ``JOBS`` with the suite's queues, its tasks module
+allowed (``TASK_MODULES``), and one attempt per task, as the immediate backend makes.
+``run_worker()`` runs what is ready the way a deployment does: ``manage.py jobs workoff``,
+in this process, on committed rows (``TransactionTestCase``). Tests inside a
+``TestCase`` transaction use ``django_jobs.testing.run_jobs()`` instead.
+"""
+
+from __future__ import annotations
+
+import io
+import signal
+from typing import Any
+
+from django.conf import settings
+from django.core.management import call_command
+from django.test import override_settings
+
+BACKEND = "django_jobs.tasks.JobsBackend"
+
+#: JOBS["QUEUES"] of the suite: the queue names Django's tests use as valid ones.
+QUEUES = ["default", "queue_1", "high"]
+
+
+def jobs_settings(**changes: Any) -> dict[str, Any]:
+    return {
+        **settings.JOBS,
+        "QUEUES": QUEUES,
+        "TASK_MODULES": ["tests.django_suite"],
+        "WORKERS": [{"QUEUE": "*", "COUNT": 1, "MAX_ATTEMPTS": 1, "SLEEP_DELAY": 0.1}],
+        **changes,
+    }
+
+
+def jobs_backend(queues: list[str] | None = None, **tasks: dict[str, Any]) -> override_settings:
+    """TASKS whose "default" is django_jobs' backend (with ``queues`` as its QUEUES when
+    given), plus the other backends named in ``tasks``."""
+    default: dict[str, Any] = {"BACKEND": BACKEND}
+    if queues is not None:
+        default["QUEUES"] = queues
+    return override_settings(TASKS={"default": default, **tasks}, JOBS=jobs_settings())
+
+
+def run_worker() -> str:
+    """``manage.py jobs workoff`` in this process; its output. pytest's signal handlers
+    are put back afterwards."""
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    out = io.StringIO()
+    try:
+        call_command("jobs", "workoff", stdout=out, stderr=out)
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
+    return out.getvalue()
