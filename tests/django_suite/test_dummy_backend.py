@@ -5,7 +5,6 @@
 # between enqueue and the worker: results are rows of the jobs table, and where upstream
 # edits a stored result by hand, a worker runs the task (README.md lists each change).
 from typing import cast
-from unittest import mock
 
 from asgiref.sync import sync_to_async
 from django.db import transaction
@@ -13,7 +12,6 @@ from django.tasks import TaskResultStatus, default_task_backend, task_backends
 from django.tasks.base import Task
 from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist
 from django.test import TestCase, TransactionTestCase, override_settings
-
 from django_jobs.models import Job
 from django_jobs.tasks import JobsBackend
 from django_jobs.testing import run_jobs
@@ -22,11 +20,12 @@ from . import tasks as test_tasks
 from .worker import BACKEND, QUEUES, jobs_backend, jobs_settings
 
 
-# Adapted: django_jobs' backend (was the dummy backend) with "QUEUES" left out: ours then
+# Adapted: django_jobs' backend (was the dummy backend) without "QUEUES": ours then
 # takes JOBS["QUEUES"] (the dummy's [] accepts any queue; ours must know the queue).
 @jobs_backend()
 class DummyBackendTestCase(TestCase):  # Adapted: TestCase (was SimpleTestCase).
-    # Dropped: setUp's default_task_backend.clear(): the test's transaction is rolled back.
+    # Dropped: setUp's default_task_backend.clear(): each test's transaction is
+    # rolled back.
 
     def test_using_correct_backend(self):
         self.assertEqual(default_task_backend, task_backends["default"])
@@ -72,7 +71,8 @@ class DummyBackendTestCase(TestCase):  # Adapted: TestCase (was SimpleTestCase).
                 self.assertEqual(result.attempts, 0)
 
                 # Adapted: as in test_enqueue_task.
-                self.assertEqual(await default_task_backend.aget_result(result.id), result)
+                stored = await default_task_backend.aget_result(result.id)
+                self.assertEqual(stored, result)
 
     def test_get_result(self):
         result = default_task_backend.enqueue(test_tasks.noop_task, (), {})

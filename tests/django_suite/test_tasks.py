@@ -27,7 +27,6 @@ from django.tasks.exceptions import (
 from django.test import TestCase, override_settings
 from django.utils import timezone
 from django.utils.module_loading import import_string
-
 from django_jobs.models import Job
 from django_jobs.tasks import JobsBackend
 from django_jobs.testing import run_jobs
@@ -48,7 +47,8 @@ from .worker import jobs_backend
 )
 @override_settings(USE_TZ=True)
 class TaskTestCase(TestCase):  # Adapted: TestCase (was SimpleTestCase): tasks are rows.
-    # Dropped: setUp's default_task_backend.clear(): the test's transaction is rolled back.
+    # Dropped: setUp's default_task_backend.clear(): each test's transaction is
+    # rolled back.
 
     def test_using_correct_backend(self):
         self.assertEqual(default_task_backend, task_backends["default"])
