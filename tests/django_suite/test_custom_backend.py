@@ -1,10 +1,10 @@
 # Adapted from Django 6.1.3, tests/tasks/test_custom_backend.py. Copyright (c) Django
 # Software Foundation and individual contributors. All rights reserved. BSD 3-Clause
-# license: see LICENSE-DJANGO in this folder. CustomBackendTestCase is upstream's, as is:
-# Django's backend machinery, on which django_jobs' backend is built, with the tasks of
-# this suite (made with our task_class). CustomTaskTestCase is adapted from upstream's
-# CustomTask (fields foo and bar) to django_jobs' task_class, JobsTask (max_attempts and
-# timeout); README.md lists each change.
+# license: see LICENSE-DJANGO in this folder. CustomBackendTestCase is upstream's, as
+# is: Django's backend machinery, on which django_jobs' backend is built, with the tasks
+# of this suite (made with our task_class). CustomTaskTestCase is adapted from
+# upstream's CustomTask (fields foo and bar) to django_jobs' task_class, JobsTask
+# (max_attempts and timeout); README.md lists each change.
 import logging
 from unittest import mock
 

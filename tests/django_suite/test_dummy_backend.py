@@ -12,6 +12,7 @@ from django.tasks import TaskResultStatus, default_task_backend, task_backends
 from django.tasks.base import Task
 from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist
 from django.test import TestCase, TransactionTestCase, override_settings
+
 from django_jobs.models import Job
 from django_jobs.tasks import JobsBackend
 from django_jobs.testing import run_jobs

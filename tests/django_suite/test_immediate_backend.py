@@ -13,6 +13,7 @@ from django.tasks import TaskResultStatus, default_task_backend, task_backends
 from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist
 from django.test import TransactionTestCase, override_settings
 from django.utils import timezone
+
 from django_jobs.tasks import JobsBackend
 
 from . import tasks as test_tasks

@@ -27,6 +27,7 @@ from django.tasks.exceptions import (
 from django.test import TestCase, override_settings
 from django.utils import timezone
 from django.utils.module_loading import import_string
+
 from django_jobs.models import Job
 from django_jobs.tasks import JobsBackend
 from django_jobs.testing import run_jobs

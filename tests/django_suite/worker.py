@@ -5,9 +5,9 @@
 ``jobs_backend()`` is the ``override_settings`` of a suite class: ``TASKS`` naming
 ``django_jobs.tasks.JobsBackend`` and ``JOBS`` with the suite's queues, its tasks module
 allowed (``TASK_MODULES``), and one attempt per task, as the immediate backend makes.
-``run_worker()`` runs what is ready the way a deployment does: ``manage.py jobs workoff``,
-in this process, on committed rows (``TransactionTestCase``). Tests inside a
-``TestCase`` transaction use ``django_jobs.testing.run_jobs()`` instead.
+``run_worker()`` runs what is ready the way a deployment does: ``manage.py jobs
+workoff``, in this process, on committed rows (``TransactionTestCase``). Tests inside
+a ``TestCase`` transaction use ``django_jobs.testing.run_jobs()`` instead.
 """
 
 from __future__ import annotations
@@ -36,7 +36,9 @@ def jobs_settings(**changes: Any) -> dict[str, Any]:
     }
 
 
-def jobs_backend(queues: list[str] | None = None, **tasks: dict[str, Any]) -> override_settings:
+def jobs_backend(
+    queues: list[str] | None = None, **tasks: dict[str, Any]
+) -> override_settings:
     """TASKS whose "default" is django_jobs' backend (with ``queues`` as its QUEUES when
     given), plus the other backends named in ``tasks``."""
     default: dict[str, Any] = {"BACKEND": BACKEND}
