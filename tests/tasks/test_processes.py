@@ -116,3 +116,53 @@ def test_a_task_past_its_timeout_is_failed_with_job_timeout(jobs_cmd):
     [error] = result.errors
     assert error.exception_class is JobTimeout and "timed out after 1 s" in error.traceback
     assert result.attempts == 1 and result.finished_at is not None
+
+
+def test_a_frozen_worker_that_wakes_after_its_task_was_recovered_changes_nothing(jobs_cmd):
+    """Its late outcome (and attempt log entry) is written under a claim token that is no
+    longer the row's: the result stays the one of the worker that ran it since."""
+    from django_jobs.models import Worker
+
+    result = tasks.stalls_first.enqueue("z")
+    workers = [group(MAX_ATTEMPTS=3)]
+    procs = {
+        worker_id: jobs_cmd(
+            "jobs", "worker", "--id", worker_id, workers=workers, heartbeat=HEARTBEAT
+        )  # fmt: skip
+        for worker_id in ("1", "2")
+    }
+    live_workers(2)
+    wait_until(lambda: Execution.objects.filter(key="z:1").exists(), what="attempt 1")
+    frozen_pid = Execution.objects.get(key="z:1").pid
+    frozen = Worker.objects.get(pid=frozen_pid).identity
+    os.kill(frozen_pid, signal.SIGSTOP)
+    try:
+        wait_until(lambda: status_after_refresh(result) == "SUCCESSFUL", timeout=60,
+                   what="the task recovered and run by the other worker")  # fmt: skip
+    finally:
+        Execution.objects.create(key="z:release")
+        os.kill(frozen_pid, signal.SIGCONT)
+    wait_until(lambda: Execution.objects.filter(key="z:done:1").exists(), what="attempt 1 ends")
+    [proc] = [p for p in procs.values() if p.pid == frozen_pid]
+    proc.signal(signal.SIGTERM)  # a graceful stop writes every outcome it holds first
+    proc.wait(30)
+    after = tasks.stalls_first.get_result(result.id)
+    assert after == result
+    assert after.return_value == "second" and after.worker_ids[0] == frozen
+    assert len(after.worker_ids) == 2 and frozen not in after.worker_ids[1:]
+    assert [e.exception_class_path for e in after.errors] == ["django_jobs.exceptions.WorkerLost"]
+
+
+def test_many_tasks_on_several_workers_each_run_once_with_one_attempt_logged(jobs_cmd):
+    from django_jobs.models import Job
+
+    results = [tasks.add.enqueue(i, i) for i in range(120)]
+    jobs_cmd("jobs", "work", workers=[group(count=2, THREADS=2, BATCH_SIZE=10)])
+    wait_until(
+        lambda: Job.objects.filter(finished_at__isnull=False).count() == len(results),
+        timeout=60, what="every task to succeed",
+    )  # fmt: skip
+    for i, result in enumerate(results):
+        result.refresh()
+        assert result.status == "SUCCESSFUL" and result.return_value == 2 * i
+        assert result.attempts == 1 and result.errors == []

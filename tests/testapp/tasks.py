@@ -113,3 +113,19 @@ if backport_task is not None:
 @task(timeout=1, max_attempts=1)
 def overruns(seconds=30.0):
     time.sleep(seconds)
+
+
+@task(takes_context=True)
+def stalls_first(context, key):
+    """Attempt 1 waits for Execution ``key:release`` (its worker is frozen meanwhile and
+    the task recovered); later attempts return at once."""
+    Execution.objects.create(key=f"{key}:{context.attempt}", pid=os.getpid())
+    if context.attempt == 1:
+        deadline = time.monotonic() + 60
+        while not Execution.objects.filter(key=f"{key}:release").exists():
+            if time.monotonic() > deadline:
+                raise TimeoutError("no release")
+            time.sleep(0.05)
+        Execution.objects.create(key=f"{key}:done:1", pid=os.getpid())
+        return "first"
+    return "second"
