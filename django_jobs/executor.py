@@ -214,12 +214,14 @@ def _problem_class(text: str) -> str:
     a problem found before running ("JobNotRegistered: …"), a timeout, a lost worker."""
     from . import exceptions
 
+    if text.startswith("worker "):  # recovery: "worker X died while running this job"
+        return "django_jobs.exceptions.WorkerLost"
     name = text.partition(":")[0].strip()
     if name.isidentifier() and isinstance(getattr(exceptions, name, None), type):
         return f"django_jobs.exceptions.{name}"
     if name.isidentifier() and isinstance(getattr(builtins, name, None), type):
         return f"builtins.{name}"
-    return "django_jobs.exceptions.WorkerLost"
+    return "django_jobs.exceptions.JobsError"  # e.g. "CorruptRow: …", which is no class
 
 
 def tidy_connections() -> None:

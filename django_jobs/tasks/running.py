@@ -19,7 +19,8 @@ from .. import clock
 from ..backoff import attempts_spent
 from ..conf import jobs_settings
 from ..context import JobContext
-from ..exceptions import ResultNotSerializable, TaskNotAllowed
+from ..exceptions import ResultNotSerializable, TaskNotAllowed, TaskNotFound
+from ..executor import Interrupted
 from ..registry import TASK_PREFIX, JobDefinition
 from ..storage import ClaimedJob
 from . import framework
@@ -64,8 +65,8 @@ def _run(
 ) -> Any:
     api = framework.load()
     row = fetch_row(context.job_id)
-    if row is None:  # deleted while claimed (discarded): nothing to report to
-        raise TaskNotAllowed(f"task row {context.job_id} is gone")
+    if row is None:  # deleted while claimed: nothing to run it for
+        raise TaskNotFound(f"task row {context.job_id} was deleted while claimed")
     backend = api.task_backends[(row["meta"] or {}).get("backend")]
     sender = type(backend)
     now = clock.now()
@@ -97,8 +98,8 @@ def _run(
                 f"{type(value).__name__} ({exc}). Return ids and plain values"
             ) from None
     except BaseException as exc:
-        if isinstance(exc, KeyboardInterrupt):
-            raise
+        if isinstance(exc, KeyboardInterrupt | Interrupted):
+            raise  # the worker stops at once: the attempt does not count
         limit = max_attempts or jobs_settings().policy_for(queue).max_attempts
         if isinstance(exc, ResultNotSerializable) or attempts_spent(context.attempt, limit):
             error = api.TaskError(

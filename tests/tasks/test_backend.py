@@ -398,6 +398,15 @@ def test_a_row_naming_something_that_is_not_a_task_fails_clearly():
     assert "not a task declared with @task" in errors
     assert "has no no_such_task" in errors
     assert "tests.testapp has no no_such_module.task" in errors
+    paths = {
+        row.name.rpartition(".")[2]: {e["error"]["exception_class_path"] for e in row.attempt_log}
+        for row in Job.objects.all()
+    }
+    assert paths == {
+        "not_a_task": {"django_jobs.exceptions.TaskNotAllowed"},
+        "no_such_task": {"django_jobs.exceptions.TaskNotFound"},
+        "task": {"django_jobs.exceptions.TaskNotFound"},
+    }
 
 
 def test_on_django_6_tasks_declared_with_the_backport_run_on_this_backend():
