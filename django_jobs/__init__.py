@@ -8,21 +8,27 @@ The public API::
     def send_welcome_email(user_id): ...
 
     later(send_welcome_email, [user.id], wait=300)
+
+Operators' controls: ``cancel(job_id)``, ``pause(queue)``, ``resume(queue)``.
 """
 
-from .exceptions import JobNotRegistered, JobsError, NotSerializable, UnknownQueue
+from .exceptions import JobNotFound, JobNotRegistered, JobsError, NotSerializable, UnknownQueue
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "JobNotFound",
     "JobNotRegistered",
     "JobsError",
     "NotSerializable",
     "UnknownQueue",
     "__version__",
+    "cancel",
     "job",
     "later",
     "later_many",
+    "pause",
+    "resume",
 ]
 
 
@@ -36,4 +42,12 @@ def __getattr__(name: str):
         from . import scheduling
 
         return getattr(scheduling, name)
+    if name == "cancel":
+        from .cancelling import cancel
+
+        return cancel
+    if name in ("pause", "resume"):
+        from . import pausing
+
+        return getattr(pausing, name)
     raise AttributeError(f"module 'django_jobs' has no attribute {name!r}")

@@ -9,7 +9,7 @@ class JobsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401  (registers the system checks)
+        from . import cancelling, checks  # noqa: F401  (Job.cancel; registers the checks)
         from .registry import autodiscover, use_task_definitions
         from .storage import configure_new_connection
 

@@ -33,6 +33,9 @@ TOP_DEFAULTS: dict[str, Any] = {
     # whose tasks workers may import.
     "TASK_RESULTS_TTL": 24 * 3600,
     "TASK_MODULES": [],
+    # Seconds a running job has to stop once cancelled, before its worker process is
+    # stopped (and replaced); 0 stops it at once.
+    "CANCEL_GRACE": 5,
 }
 
 #: Keys of ``settings.JOBS["PRUNE"]`` and their defaults (ages in seconds).
@@ -135,6 +138,7 @@ class JobsSettings:
     #: How long finished ``django.tasks`` rows are kept (None: for ever).
     task_results_ttl: timedelta | None = timedelta(seconds=TOP_DEFAULTS["TASK_RESULTS_TTL"])
     task_modules: tuple[str, ...] = ()
+    cancel_grace: float = 5
 
     @property
     def worker_rows_max_age(self) -> timedelta:
@@ -270,6 +274,7 @@ def parse(raw: dict[str, Any]) -> JobsSettings:
             TOP_DEFAULTS["TASK_RESULTS_TTL"],
         ),
         task_modules=_names(raw.get("TASK_MODULES")),
+        cancel_grace=_cancel_grace(raw.get("CANCEL_GRACE", TOP_DEFAULTS["CANCEL_GRACE"])),
     )
 
 
@@ -279,6 +284,14 @@ def _names(value: Any) -> tuple[str, ...]:
     if isinstance(value, list | tuple):
         return tuple(name for name in value if isinstance(name, str) and name)
     return ()
+
+
+def _cancel_grace(value: Any) -> float:
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= 24 * 3600:
+        return float(value)
+    return float(TOP_DEFAULTS["CANCEL_GRACE"])
 
 
 _cached: JobsSettings | None = None

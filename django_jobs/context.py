@@ -20,6 +20,8 @@ class JobContext:
     #: monotonic time at which the job's timeout expires (None: no timeout)
     deadline: float | None = None
     stopping: threading.Event = field(default_factory=threading.Event)
+    #: Set when the job's cancellation reaches its worker (``django_jobs.cancel``).
+    cancelled: threading.Event = field(default_factory=threading.Event)
     #: Submits a progress write; returns its future (see django_jobs.progress).
     report: Callable[[int, str], Future | None] | None = None
 
@@ -32,10 +34,17 @@ class JobContext:
         return cls(job_id=None, name=name, attempt=1)
 
     def should_stop(self) -> bool:
-        """True once the worker stops gracefully or the job's timeout is near: save and return."""
-        if self.stopping.is_set():
+        """True once the worker stops gracefully, the job is cancelled or its timeout is
+        near: save and return."""
+        if self.stopping.is_set() or self.cancelled.is_set():
             return True
         return self.deadline is not None and time.monotonic() >= self.deadline - self.TIMEOUT_MARGIN
+
+    @property
+    def cancel_requested(self) -> bool:
+        """True once the job was cancelled while running: it should stop within
+        ``JOBS["CANCEL_GRACE"]`` seconds, or its worker process is stopped."""
+        return self.cancelled.is_set()
 
     #: The longest ``progress()`` waits for its write.
     PROGRESS_WAIT = 5.0

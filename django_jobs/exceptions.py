@@ -36,6 +36,17 @@ class UnknownQueue(JobsError, ValueError):
         )
 
 
+class JobNotFound(JobsError, LookupError):
+    """There is no job with this id."""
+
+    def __init__(self, job_id: object) -> None:
+        self.job_id = job_id
+        super().__init__(
+            f"There is no job with id {job_id!r} (it never existed, or it was deleted: "
+            "succeeded jobs are deleted by default, see DELETE_SUCCESSFUL_JOBS)"
+        )
+
+
 class NotSerializable(JobsError, TypeError):
     """A job argument is not JSON-serialisable."""
 

@@ -20,7 +20,14 @@ from .conf import jobs_settings
 from .context import JobContext
 from .exceptions import JobNotRegistered, ResultNotSerializable, TaskNotAllowed, TaskNotFound
 from .registry import TASK_PREFIX
-from .storage import OUTCOME_FAILED, OUTCOME_RETRY, OUTCOME_SUCCEEDED, ClaimedJob, Outcome
+from .storage import (
+    OUTCOME_CANCELLED,
+    OUTCOME_FAILED,
+    OUTCOME_RETRY,
+    OUTCOME_SUCCEEDED,
+    ClaimedJob,
+    Outcome,
+)
 
 logger = logging.getLogger("django_jobs.worker")
 
@@ -36,7 +43,7 @@ class Call:
 
     __slots__ = (
         "claimed", "definition", "args", "kwargs", "context", "problem",
-        "claimed_at", "started", "started_at", "result",
+        "claimed_at", "started", "started_at", "result", "cancel_seen",
     )  # fmt: skip
 
     def __init__(self, claimed: ClaimedJob, context_factory: Callable[..., JobContext]):
@@ -48,6 +55,8 @@ class Call:
         self.claimed_at = 0.0
         self.started = 0.0
         self.started_at: float | None = None
+        #: monotonic time at which the worker learned the job was cancelled (None: not)
+        self.cancel_seen: float | None = None
         self.args: list[Any] = []
         self.kwargs: dict[str, Any] = {}
         #: What the job returned (kept only when its definition says ``keep_result``).
@@ -126,6 +135,8 @@ def outcome_of(call: Call, error: BaseException | None) -> Outcome:
     """Turn a finished call into the outcome to record, and log it."""
     claimed = call.claimed
     elapsed_ms = (time.monotonic() - call.started) * 1000
+    if call.cancel_seen is not None:
+        return cancelled_outcome(call, error)
     if call.problem is None and error is None:
         if logger.isEnabledFor(logging.INFO):
             logger.info(
@@ -157,6 +168,26 @@ def outcome_of(call: Call, error: BaseException | None) -> Outcome:
         claimed, text, definition=call.definition, elapsed_ms=elapsed_ms, summary=summary,
         error_class=error_class, final=isinstance(error, ResultNotSerializable),
     )  # fmt: skip
+    outcome.started_at = call.started_at
+    return outcome
+
+
+def cancelled_outcome(call: Call, error: BaseException | None, note: str = "") -> Outcome:
+    """A running job whose cancellation reached its worker: recorded as cancelled, whatever
+    it did since. ``note`` (else how it ended) follows the cancellation's words."""
+    claimed = call.claimed
+    if not note:
+        after = time.monotonic() - (call.cancel_seen or call.started)
+        if error is None:
+            note = f"It stopped {after:.1f} s after its worker learned of the cancellation."
+        else:
+            summary = traceback.format_exception_only(error)[0].strip().splitlines()[0]
+            note = (
+                f"It ended {after:.1f} s after its worker learned of the cancellation, "
+                f"with {summary}"
+            )
+    logger.warning("[jobs] [%s] job %s cancelled: %s", claimed.name, claimed.id, note)
+    outcome = Outcome(claimed, OUTCOME_CANCELLED, error="\n" + note)
     outcome.started_at = call.started_at
     return outcome
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, ClassVar
+
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -15,6 +18,7 @@ class JobStatus(models.TextChoices):
     RUNNING = "running", _("running")
     SUCCEEDED = "succeeded", _("succeeded")
     FAILED = "failed", _("failed")
+    CANCELLED = "cancelled", _("cancelled")
 
 
 #: Rows a worker may claim (with ``run_at <= now``). The claim index is partial on this
@@ -44,7 +48,19 @@ class JobQuerySet(models.QuerySet):
         return self.filter(finished_at__isnull=False)
 
     def failed(self) -> JobQuerySet:
+        return self.filter(failed_at__isnull=False, cancelled_at__isnull=True)
+
+    def cancelled(self) -> JobQuerySet:
+        """Jobs cancelled for good: ``failed_at`` marks the end, ``cancelled_at`` the cause."""
+        return self.filter(failed_at__isnull=False, cancelled_at__isnull=False)
+
+    def retryable(self) -> JobQuerySet:
+        """Jobs that ended without succeeding (failed or cancelled): what "retry" re-runs."""
         return self.filter(failed_at__isnull=False)
+
+    def cancellable(self) -> JobQuerySet:
+        """Jobs that have not ended and whose cancellation was not asked for yet."""
+        return self.filter(failed_at__isnull=True, finished_at__isnull=True, cancelled_at=None)
 
     def with_status(self, status: str) -> JobQuerySet:
         return getattr(self, str(status))()
@@ -106,7 +122,10 @@ class Job(models.Model):
         verbose_name = _("job")
         verbose_name_plural = _("jobs")
         ordering = ["priority", "run_at", "id"]
-        permissions = [("retry_job", _("Can retry jobs"))]
+        permissions = [
+            ("retry_job", _("Can retry jobs")),
+            ("cancel_job", _("Can cancel jobs")),
+        ]
         # The claim, lifeline and failure indexes are partial on PostgreSQL and SQLite
         # and composite on MySQL: they are created per engine by migration 0002, since
         # declaring partial indexes here makes MySQL warn (models.W037) on every migrate.
@@ -121,12 +140,30 @@ class Job(models.Model):
     @property
     def status(self) -> str:
         if self.failed_at is not None:
-            return JobStatus.FAILED
+            return JobStatus.CANCELLED if self.cancelled_at is not None else JobStatus.FAILED
         if self.finished_at is not None:
             return JobStatus.SUCCEEDED
         if self.locked_at is not None:
             return JobStatus.RUNNING
         return JobStatus.SCHEDULED
+
+    @property
+    def cancel_requested(self) -> bool:
+        """True while a running job is asked to stop (its worker is told; it has not ended)."""
+        return self.cancelled_at is not None and self.failed_at is None and self.finished_at is None
+
+    #: ``django_jobs.cancelling.cancel``, set when that module is imported (the app's
+    #: ``ready`` imports it): it reads and writes this table, so this module cannot import it.
+    canceller: ClassVar[Callable[..., Any] | None] = None
+
+    def cancel(self, *, by: str = "", reason: str = "") -> Any:
+        """Cancel this job (see :func:`django_jobs.cancel`); the row is refreshed after."""
+        canceller = type(self).canceller
+        if canceller is None:
+            raise RuntimeError("django_jobs is not ready: add it to INSTALLED_APPS")
+        result = canceller(self.pk, by=by, reason=reason, using=self._state.db)
+        self.refresh_from_db()
+        return result
 
     @property
     def error_summary(self) -> str:

@@ -15,13 +15,14 @@ def clear_jobs() -> int:
 
 
 def retry_jobs(queryset) -> int:
-    """Failed jobs become scheduled now: attempts reset, failure and error cleared."""
+    """Failed and cancelled jobs become scheduled now: attempts reset, failure, cancellation
+    and error cleared."""
     now = clock.now()
     failed = queryset.filter(failed_at__isnull=False)
     queues = _queues_of(failed)
     changed = failed.update(
-        failed_at=None, last_error="", attempts=0, run_at=now, updated_at=now,
-        progress=None, progress_message="",
+        failed_at=None, cancelled_at=None, last_error="", attempts=0, run_at=now,
+        updated_at=now, progress=None, progress_message="",
     )  # fmt: skip
     _wake(queryset.db, queues, changed)
     return changed
@@ -45,6 +46,21 @@ def _wake(alias: str, queues: list[str], changed: int) -> None:
     """Idle workers start the jobs now, not at their next poll (PostgreSQL: NOTIFY)."""
     if changed:
         get_storage(alias).wake_workers(queues)
+
+
+def cancel_jobs(queryset, by: str = "") -> int:
+    """Cancel the jobs that have not ended (see :func:`django_jobs.cancel`); how many
+    were cancelled or told to stop."""
+    from .cancelling import cancel
+    from .exceptions import JobNotFound
+
+    changed = 0
+    for job_id in queryset.cancellable().order_by("id").values_list("id", flat=True):
+        try:
+            changed += cancel(job_id, by=by, using=queryset.db).changed
+        except JobNotFound:  # deleted meanwhile (it succeeded)
+            continue
+    return changed
 
 
 def discard(queryset) -> int:

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from . import clock
 from .conf import jobs_settings
-from .models import CLAIMABLE, Job, Worker
+from .models import CLAIMABLE, Job, QueuePause, Worker
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,13 @@ class QueueStats:
     oldest_ready_age: timedelta | None = None
     #: False for a queue that has rows but is not in ``JOBS["QUEUES"]``.
     configured: bool = True
+    cancelled: int = 0
+    #: The queue's pause (who, when, why) while it is paused, else None.
+    pause: QueuePause | None = None
+
+    @property
+    def paused(self) -> bool:
+        return self.pause is not None
 
     @property
     def succeeded_kept(self) -> bool:
@@ -106,6 +113,8 @@ def queue_stats(alias: str | None = None, now: datetime | None = None) -> list[Q
         oldest[row["queue"]] = row["oldest"]
     running = _by_queue(jobs.running().values("queue").annotate(n=Count("id")), "n")
     failed = _by_queue(jobs.failed().values("queue").annotate(n=Count("id")), "n")
+    cancelled = _by_queue(jobs.cancelled().values("queue").annotate(n=Count("id")), "n")
+    pauses = {row.queue: row for row in QueuePause.objects.using(alias)}
     succeeded = _by_queue(
         jobs.filter(finished_at__gte=now - timedelta(hours=1))
         .values("queue")
@@ -113,7 +122,7 @@ def queue_stats(alias: str | None = None, now: datetime | None = None) -> list[Q
         "n",
     )
     configured = list(jobs_settings().queues)
-    seen = set(ready) | set(later) | set(running) | set(failed) | set(succeeded)
+    seen = set(ready) | set(later) | set(running) | set(failed) | set(succeeded) | set(cancelled)
     queues = configured + sorted(seen - set(configured))
     result = []
     for queue in queues:
@@ -128,6 +137,8 @@ def queue_stats(alias: str | None = None, now: datetime | None = None) -> list[Q
                 succeeded_last_hour=succeeded.get(queue, 0) if kept else None,
                 oldest_ready_age=(now - oldest[queue]) if oldest.get(queue) else None,
                 configured=queue in configured,
+                cancelled=cancelled.get(queue, 0),
+                pause=pauses.get(queue),
             )
         )
     return result
@@ -204,7 +215,7 @@ def hourly_outcomes(
     return HourlyOutcomes(
         starts=starts,
         succeeded=_hourly(jobs, "finished_at", starts, end),
-        failed=_hourly(jobs, "failed_at", starts, end),
+        failed=_hourly(jobs.filter(cancelled_at__isnull=True), "failed_at", starts, end),
     )
 
 

@@ -32,6 +32,7 @@ from .context import JobContext
 from .exceptions import UnknownQueue
 from .executor import Call, outcome_of
 from .models import Job
+from .pausing import claim_filter
 from .registry import JobDefinition
 from .storage import OUTCOME_FAILED, OUTCOME_RETRY, ClaimedJob, Storage, get_storage
 
@@ -101,7 +102,8 @@ def run_jobs(
     Each round claims the jobs that are ready and performs them in claim order
     (priority, run_at, id); jobs they enqueue run in the next round. Rounds go on until
     one finds nothing ready, or ``max_rounds`` rounds have run. ``queue`` limits the
-    run to one queue or a list of queues.
+    run to one queue or a list of queues. Paused queues (``django_jobs.pause``) are left
+    alone, as workers leave them; cancelled jobs never run.
 
     With ``include_scheduled=True``, each round first makes scheduled jobs due, those
     enqueued with ``wait`` and retries alike: a job that keeps failing is then attempted
@@ -121,7 +123,11 @@ def run_jobs(
     while result.rounds < max_rounds:
         if include_scheduled:
             _make_due(settings.database, queues)
-        claimed = runner.storage.claim(runner.identity, queues, CLAIM_LIMIT, clock.now())
+        # Paused queues are left alone, as workers leave them.
+        selection = claim_filter(queues, runner.storage.paused_queues())
+        if selection is None:
+            break
+        claimed = runner.claim(*selection)
         if not claimed:
             break
         result.rounds += 1
@@ -130,7 +136,7 @@ def run_jobs(
                 runner.perform(job, result)
             if len(claimed) < CLAIM_LIMIT:
                 break
-            claimed = runner.storage.claim(runner.identity, queues, CLAIM_LIMIT, clock.now())
+            claimed = runner.claim(*selection)
     return result
 
 
@@ -158,6 +164,9 @@ class _Runner:
         self.storage = storage
         self.settings = settings
         self.identity = f"testing-{os.getpid()}-{threading.get_ident()}"
+
+    def claim(self, queues: tuple[str, ...] | None, exclude: tuple[str, ...]) -> list[ClaimedJob]:
+        return self.storage.claim(self.identity, queues, CLAIM_LIMIT, clock.now(), exclude)
 
     def context(self, claimed: ClaimedJob, definition: JobDefinition) -> JobContext:
         storage = self.storage

@@ -126,6 +126,8 @@ JOBS = {
     "PRUNE": None,
     # Recurring schedules of process tests, as JSON (none by default).
     "SCHEDULE": json.loads(os.environ.get("DJANGO_JOBS_SCHEDULE", "{}")),
+    # Process tests of cancellation shorten the grace of a cancelled running job.
+    "CANCEL_GRACE": float(os.environ.get("DJANGO_JOBS_CANCEL_GRACE", "5")),
 }
 
 # The django.tasks backend (Django 6, or the django-tasks backport on Django 5.2).

@@ -1,4 +1,4 @@
-"""Retry, run now and discard: bulk actions on the job list and buttons on a job's page.
+"""Retry, run now, cancel and discard: bulk actions on the job list and buttons on a job's page.
 
 Each goes through a confirmation page (like Django's delete confirmation) and then
 through :mod:`django_jobs.operations`, whose statements only touch rows in a state the
@@ -39,6 +39,13 @@ class JobAction:
     perform: Callable[[QuerySet], int]
     done: Callable[[int], str]
     nothing: Any
+    #: Instead of ``perform``, for actions that record who asked (the request's user).
+    perform_for: Callable[[QuerySet, HttpRequest], int] | None = None
+
+    def run(self, queryset: QuerySet, request: HttpRequest) -> int:
+        if self.perform_for is not None:
+            return self.perform_for(queryset, request)
+        return self.perform(queryset)
 
     def allowed(self, model_admin: admin.ModelAdmin, request: HttpRequest) -> bool:
         return getattr(model_admin, f"has_{self.permission}_permission")(request)
@@ -55,16 +62,49 @@ RETRY = JobAction(
     label=_("Retry"),
     question=_("Retry failed jobs?"),
     explanation=_(
-        "Failed jobs become scheduled to run now, with their attempts reset and their "
-        "error cleared. Jobs that have not failed are left alone."
+        "Failed and cancelled jobs become scheduled to run now, with their attempts reset "
+        "and their error cleared. Jobs that have not failed are left alone."
     ),
     permission="retry",
-    applicable=lambda qs: qs.failed(),
+    applicable=lambda qs: qs.retryable(),
     perform=operations.retry_jobs,
     done=lambda n: (
         ngettext("%(count)d job was retried.", "%(count)d jobs were retried.", n) % {"count": n}
     ),
-    nothing=_("No job was retried: only failed jobs can be retried."),
+    nothing=_("No job was retried: only failed and cancelled jobs can be retried."),
+)
+
+
+def _cancel_as_user(queryset: QuerySet, request: HttpRequest) -> int:
+    user = getattr(request, "user", None)
+    name = user.get_username() if user is not None and user.is_authenticated else ""
+    return operations.cancel_jobs(queryset, by=name)
+
+
+CANCEL = JobAction(
+    name="cancel",
+    label=_("Cancel"),
+    question=_("Cancel jobs?"),
+    explanation=_(
+        "Jobs waiting to run are cancelled at once and will never run. Running jobs are "
+        "asked to stop: if one still runs after the grace period (CANCEL_GRACE), the "
+        "worker process running it is stopped and replaced. Cancelled jobs are kept, "
+        "with who cancelled them; retrying one runs it again. Jobs that have ended are "
+        "left alone."
+    ),
+    permission="cancel",
+    applicable=lambda qs: qs.cancellable(),
+    perform=operations.cancel_jobs,
+    perform_for=_cancel_as_user,
+    done=lambda n: (
+        ngettext(
+            "%(count)d job was cancelled (a running one stops within the grace period).",
+            "%(count)d jobs were cancelled (running ones stop within the grace period).",
+            n,
+        )
+        % {"count": n}
+    ),
+    nothing=_("No job was cancelled: only jobs that have not ended can be cancelled."),
 )
 
 RUN_NOW = JobAction(
@@ -101,7 +141,7 @@ DISCARD = JobAction(
     nothing=_("No job was discarded: running jobs cannot be discarded."),
 )
 
-ACTIONS = {action.name: action for action in (RETRY, RUN_NOW, DISCARD)}
+ACTIONS = {action.name: action for action in (RETRY, RUN_NOW, CANCEL, DISCARD)}
 
 
 def confirmation(
@@ -141,7 +181,7 @@ def confirmation(
 def _bulk(action: JobAction):
     def run(model_admin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet):
         if request.POST.get("post") == "yes":
-            action.report(model_admin, request, action.perform(queryset))
+            action.report(model_admin, request, action.run(queryset, request))
             return None  # back to the changelist, with its filters
         hidden = [("action", request.POST.get("action", f"{action.name}_selected"))]
         hidden.append(("select_across", request.POST.get("select_across", "0")))
@@ -159,5 +199,6 @@ def _bulk(action: JobAction):
 
 retry_selected = _bulk(RETRY)
 run_now_selected = _bulk(RUN_NOW)
+cancel_selected = _bulk(CANCEL)
 discard_selected = _bulk(DISCARD)
-BULK_ACTIONS = (retry_selected, run_now_selected, discard_selected)
+BULK_ACTIONS = (retry_selected, run_now_selected, cancel_selected, discard_selected)

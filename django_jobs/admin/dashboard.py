@@ -1,14 +1,14 @@
-"""The queue dashboard and the failed-jobs-by-error page of the admin."""
+"""The queue dashboard (with Pause/Resume per queue) and the failed-jobs-by-error page."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models.functions import Right
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -16,9 +16,10 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from .. import clock, stats
+from .. import clock, pausing, stats
 from ..conf import jobs_settings
-from ..models import Job
+from ..exceptions import UnknownQueue
+from ..models import Job, QueuePause
 from .actions import RETRY, confirmation
 from .charts import Series, hourly_bars
 from .display import breadcrumbs, duration, times_are_utc
@@ -28,6 +29,15 @@ FAILURES_SCANNED = 10_000
 #: Characters read from the end of an error: enough for its last line.
 ERROR_TAIL = 1_000
 RETRY_CHUNK = 500
+
+#: Pausing and resuming a queue take this permission (a pause is a ``QueuePause`` row):
+#: it stops work on every host, which is more than looking at jobs.
+PAUSE_PERMISSION = f"{QueuePause._meta.app_label}.change_{QueuePause._meta.model_name}"
+QUEUE_ACTIONS = ("pause", "resume")
+
+
+def may_pause(request: HttpRequest) -> bool:
+    return request.user.has_perm(PAUSE_PERMISSION)
 
 
 def _context(model_admin: admin.ModelAdmin, request: HttpRequest, title) -> dict:
@@ -54,6 +64,45 @@ def _url(model_admin: admin.ModelAdmin, name: str) -> str:
     return reverse(f"admin:django_jobs_job_{name}", current_app=model_admin.admin_site.name)
 
 
+def _url_with(model_admin: admin.ModelAdmin, action: str) -> str:
+    return reverse(
+        "admin:django_jobs_job_queue_action", args=[action], current_app=model_admin.admin_site.name
+    )
+
+
+def queue_action_view(
+    model_admin: admin.ModelAdmin, request: HttpRequest, action: str
+) -> HttpResponse:
+    """Pause or resume one queue (POST, CSRF-checked by the admin site), then back to the
+    dashboard with a message."""
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    if not model_admin.has_view_permission(request) or not may_pause(request):
+        raise PermissionDenied
+    queue = request.POST.get("queue", "")
+    try:
+        if action == "pause":
+            reason = request.POST.get("reason", "").strip()[:255]
+            pausing.pause(queue, by=request.user.get_username(), reason=reason)
+            messages.success(
+                request,
+                _(
+                    "Queue %(queue)s is paused: no worker claims its jobs until it is "
+                    "resumed. Running jobs finish; new jobs are still accepted."
+                )
+                % {"queue": queue},
+            )
+        elif pausing.resume(queue):
+            messages.success(request, _("Queue %(queue)s is resumed.") % {"queue": queue})
+        else:
+            messages.warning(
+                request, _("Queue %(queue)s was not paused: nothing changed.") % {"queue": queue}
+            )
+    except (UnknownQueue, TypeError, ValueError) as exc:
+        messages.error(request, str(exc))
+    return redirect(_url(model_admin, "dashboard"))
+
+
 def dashboard_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> HttpResponse:
     context = _context(model_admin, request, gettext_lazy("Job queues"))
     now = clock.now()
@@ -73,6 +122,7 @@ def dashboard_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> HttpR
                 "running_url": link("running"),
                 "failed_url": link("failed"),
                 "succeeded_url": link("succeeded"),
+                "cancelled_url": link("cancelled"),
                 "oldest": (
                     duration(row.oldest_ready_age) if row.oldest_ready_age is not None else None
                 ),
@@ -101,6 +151,8 @@ def dashboard_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> HttpR
         total_succeeded=sum(hourly.succeeded),
         total_failed=sum(hourly.failed),
         now=now,
+        can_pause=may_pause(request),
+        queue_action_urls={name: _url_with(model_admin, name) for name in QUEUE_ACTIONS},
     )
     return TemplateResponse(request, "admin/django_jobs/job/dashboard.html", context)
 

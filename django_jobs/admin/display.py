@@ -85,8 +85,11 @@ def succeeded_not_kept(queue: str | None = None) -> SafeString | None:
 
 
 def display_status(job: Job, now: datetime | None = None) -> tuple[str, str]:
-    """(css name, label): scheduled jobs that are due show as "ready"."""
+    """(css name, label): scheduled jobs that are due show as "ready", running ones asked
+    to stop as "cancelling"."""
     status = job.status
+    if status == JobStatus.RUNNING and job.cancelled_at is not None:
+        return "cancelling", _("cancelling")
     if status == JobStatus.SCHEDULED and job.run_at and job.run_at <= (now or clock.now()):
         return "ready", _("ready")
     return str(status), str(JobStatus(status).label)
@@ -95,7 +98,9 @@ def display_status(job: Job, now: datetime | None = None) -> tuple[str, str]:
 def status_badge(job: Job) -> SafeString:
     css, label = display_status(job)
     # The list has no column for the worker or the end time: they are in the tooltip.
-    if job.failed_at is not None:
+    if job.failed_at is not None and job.cancelled_at is not None:
+        hint = _("cancelled %(when)s") % {"when": _when(job.cancelled_at)}
+    elif job.failed_at is not None:
         hint = _("failed %(when)s") % {"when": _when(job.failed_at)}
     elif job.finished_at is not None:
         hint = _("succeeded %(when)s") % {"when": _when(job.finished_at)}
@@ -248,7 +253,15 @@ def timeline(job: Job, now: datetime | None = None) -> SafeString:
     events.append(("attempts", _("Attempts"), attempts_of_max(job)))
     if job.finished_at is not None:
         events.append(("finished", _("Succeeded"), _when(job.finished_at)))
-    if job.failed_at is not None:
+    if job.cancelled_at is not None:
+        if job.failed_at is not None:
+            label = _("Cancelled")
+        elif job.finished_at is not None:
+            label = _("Cancel asked for (too late: it had succeeded)")
+        else:
+            label = _("Cancel asked for (stopping)")
+        events.append(("cancelled", label, _when(job.cancelled_at)))
+    if job.failed_at is not None and job.cancelled_at is None:
         ago = _("%(time)s ago") % {"time": timesince(job.failed_at, now)}
         events.append(("failed", _("Failed"), f"{_when(job.failed_at)} ({ago})"))
     events.append(("updated", _("Last updated"), _when(job.updated_at)))

@@ -14,7 +14,7 @@ from .. import registry
 from ..conf import jobs_settings
 from ..models import JobStatus
 
-#: Status choices: the four states, with "scheduled" split into ready now and later.
+#: Status choices: the five states, with "scheduled" split into ready now and later.
 STATUS_CHOICES = (
     ("ready", _("ready now")),
     ("later", _("scheduled later")),
@@ -22,6 +22,7 @@ STATUS_CHOICES = (
     (JobStatus.RUNNING.value, JobStatus.RUNNING.label),
     (JobStatus.SUCCEEDED.value, JobStatus.SUCCEEDED.label),
     (JobStatus.FAILED.value, JobStatus.FAILED.label),
+    (JobStatus.CANCELLED.value, JobStatus.CANCELLED.label),
 )
 
 

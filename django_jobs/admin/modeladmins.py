@@ -34,6 +34,7 @@ STATUS_ORDER = {
     "running": ("locked_at", "id"),
     "succeeded": ("-finished_at", "-id"),
     "failed": ("-failed_at", "-id"),
+    "cancelled": ("-failed_at", "-id"),
 }
 #: Columns of the list, per status filter: each shows what matters for jobs in that state,
 #: so that the list fits a 1280 px screen with the admin's navigation sidebar open. The
@@ -50,13 +51,22 @@ LIST_COLUMNS = {
     "failed": (
         "job_name", "queue", "priority", "attempts_display", "failed_at_short", "error_line",
     ),
+    "cancelled": (
+        "job_name", "queue", "priority", "attempts_display", "cancelled_at_short",
+        "error_line",
+    ),
 }  # fmt: skip
 #: URL path segment of each per-job action.
-ACTION_PATHS = {"retry": "retry", "run_now": "run-now", "discard": "discard"}
+ACTION_PATHS = {"retry": "retry", "run_now": "run-now", "cancel": "cancel", "discard": "discard"}
 
 
 def not_editable_reason(job: Job) -> str | None:
     """Why the queue, priority and run time of ``job`` cannot be changed, if they cannot."""
+    if job.failed_at is not None and job.cancelled_at is not None:
+        return _(
+            "This job was cancelled: it will not run again by itself, so its queue, "
+            "priority and run time cannot be changed. Retry it to run it again now."
+        )
     if job.failed_at is not None:
         return _(
             "This job has failed: it will not run again by itself, so its queue, priority "
@@ -178,6 +188,10 @@ class JobAdmin(admin.ModelAdmin):
     def failed_at_short(self, job: Job):
         return display.compact_time(job.failed_at)
 
+    @admin.display(description=_("cancelled at"), ordering="cancelled_at")
+    def cancelled_at_short(self, job: Job):
+        return display.compact_time(job.cancelled_at)
+
     @admin.display(description=_("started at"), ordering="locked_at")
     def locked_at_short(self, job: Job):
         return display.compact_time(job.locked_at)
@@ -266,6 +280,10 @@ class JobAdmin(admin.ModelAdmin):
         opts = self.opts
         return request.user.has_perm(f"{opts.app_label}.retry_{opts.model_name}")
 
+    def has_cancel_permission(self, request: HttpRequest) -> bool:
+        opts = self.opts
+        return request.user.has_perm(f"{opts.app_label}.cancel_{opts.model_name}")
+
     def get_actions(self, request: HttpRequest, action_location=None):
         # Django 6.1 passes action_location (and warns about overrides without it);
         # Django 5.2 does not know the parameter.
@@ -312,6 +330,11 @@ class JobAdmin(admin.ModelAdmin):
             path("failed/retry/", view(self.retry_group_view), name="django_jobs_job_retry_group"),
             path("schedules/", view(self.schedules_view), name="django_jobs_job_schedules"),
             path(
+                "queues/<str:action>/",
+                view(self.queue_action_view),
+                name="django_jobs_job_queue_action",
+            ),
+            path(
                 "schedules/<str:action>/",
                 view(self.schedule_action_view),
                 name="django_jobs_job_schedule_action",
@@ -336,6 +359,11 @@ class JobAdmin(admin.ModelAdmin):
 
     def retry_group_view(self, request: HttpRequest) -> HttpResponse:
         return dashboard.retry_group_view(self, request)
+
+    def queue_action_view(self, request: HttpRequest, action: str) -> HttpResponse:
+        if action not in dashboard.QUEUE_ACTIONS:
+            raise Http404
+        return dashboard.queue_action_view(self, request, action)
 
     def schedules_view(self, request: HttpRequest) -> HttpResponse:
         return schedules.schedules_view(self, request)
@@ -367,7 +395,7 @@ class JobAdmin(admin.ModelAdmin):
         single = self.get_queryset(request).filter(pk=job.pk)
         change_url = self._url("change", job.pk)
         if request.method == "POST" and request.POST.get("post") == "yes":
-            changed = job_action.perform(single)
+            changed = job_action.run(single, request)
             job_action.report(self, request, changed)
             if job_action is DISCARD and changed:
                 return redirect(self._url("changelist"))

@@ -73,6 +73,20 @@ class Ledger:
             ids = set(self._running) | {call.claimed.id for call in self._pending}
             return ids | {outcome.job.id for outcome in self._finished}
 
+    def held_ids(self) -> list[int]:
+        """Jobs claimed and not ended yet (pending and running): what a cancellation stops."""
+        with self.lock:
+            return [*self._running, *(call.claimed.id for call in self._pending)]
+
+    def cancel_overdue(self, grace: float) -> Call | None:
+        """A running job told to stop (cancelled) more than ``grace`` seconds ago."""
+        now = time.monotonic()
+        with self.lock:
+            for call in self._running.values():
+                if call.cancel_seen is not None and now - call.cancel_seen > grace:
+                    return call
+        return None
+
     def overdue(self, default_limit: float) -> tuple[Call, float] | None:
         """A running job past its timeout (else ``default_limit``), with that limit."""
         now = time.monotonic()
@@ -167,6 +181,29 @@ class Ledger:
         """Pending jobs that could not be given back go to the front again."""
         with self.lock:
             self._pending.extendleft(reversed(calls))
+
+    def take_pending_ids(self, ids: set[int]) -> list[Call]:
+        """Pending jobs among ``ids``, taken out (they are cancelled: never start them)."""
+        with self.lock:
+            taken = [call for call in self._pending if call.claimed.id in ids]
+            if taken:
+                self._pending = deque(c for c in self._pending if c.claimed.id not in ids)
+            return taken
+
+    def mark_cancelled(self, ids: set[int]) -> list[Call]:
+        """Running jobs among ``ids`` not told yet: told now (their context says stop)."""
+        now = time.monotonic()
+        told = []
+        with self.lock:
+            for job_id in ids:
+                call = self._running.get(job_id)
+                if call is None or call.cancel_seen is not None:
+                    continue
+                call.cancel_seen = now
+                if call.context is not None:
+                    call.context.cancelled.set()
+                told.append(call)
+        return told
 
     def take_pending(self) -> list[ClaimedJob]:
         with self.lock:

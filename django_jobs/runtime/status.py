@@ -124,6 +124,8 @@ def _alive(row: Worker, fresh: bool) -> str:
 
 def _job_text(job: Job, now: datetime) -> str:
     text = f"#{job.pk} {job.name} running {_duration(now - job.locked_at)}"
+    if job.cancelled_at is not None:
+        text += " (cancelled: stopping)"
     if job.progress is not None:
         text += f", {job.progress}%"
         if job.progress_message:
@@ -139,7 +141,9 @@ def _load() -> tuple[list[Worker], dict[str, list[Job]]]:
     running = (
         Job.objects.using(alias)
         .filter(locked_at__isnull=False)
-        .only("id", "name", "locked_at", "locked_by", "progress", "progress_message")
+        .only(
+            "id", "name", "locked_at", "locked_by", "progress", "progress_message", "cancelled_at"
+        )
         .order_by("locked_at", "id")
     )
     for job in running:
@@ -177,16 +181,29 @@ def workers_table(now: datetime, workers: list[Worker], held: dict[str, list[Job
 def queues_table(now: datetime) -> str:
     from ..stats import queue_stats
 
+    all_stats = queue_stats(now=now)
     rows = [
         [
             stats.queue + ("" if stats.configured else " (not in JOBS['QUEUES'])"),
-            stats.ready, stats.later, stats.running, stats.failed,
-            _duration(stats.oldest_ready_age),
+            stats.ready, stats.later, stats.running, stats.failed, stats.cancelled,
+            _duration(stats.oldest_ready_age), "PAUSED" if stats.paused else "running",
         ]
-        for stats in queue_stats(now=now)
+        for stats in all_stats
     ]  # fmt: skip
-    headers = ["QUEUE", "READY", "LATER", "RUNNING", "FAILED", "OLDEST READY"]
-    return "Queues\n" + table(headers, rows)
+    headers = ["QUEUE", "READY", "LATER", "RUNNING", "FAILED", "CANCELLED", "OLDEST READY", "STATE"]
+    out = "Queues\n" + table(headers, rows)
+    for stats in all_stats:
+        if stats.pause is not None:
+            pause = stats.pause
+            out += (
+                f"\n{stats.queue} paused {_duration(now - pause.paused_at)} ago"
+                + (f" by {pause.paused_by}" if pause.paused_by else "")
+                + (f": {pause.reason}" if pause.reason else "")
+                + " (`jobs resume "
+                + stats.queue
+                + "` resumes it)"
+            )
+    return out
 
 
 def render_status() -> str:

@@ -11,10 +11,11 @@ reaches the supervisor alone and the supervisor decides what the workers get:
   seconds later is killed and its jobs given back;
 * third signal: SIGKILL to every worker now.
 
-While running, it replaces a worker that exits (crash, ``kill -9``, a job's timeout,
-recycling after ``MAX_JOBS``/``MAX_MEMORY_MB``), backing off when one keeps dying
-quickly, and it kills a worker whose heartbeat went stale (hung in C code, stopped),
-recovering that worker's jobs at once instead of waiting for another host's lifeline.
+While running, it replaces a worker that exits (crash, ``kill -9``, a job's timeout, a
+cancelled job that did not stop within ``CANCEL_GRACE``, recycling after
+``MAX_JOBS``/``MAX_MEMORY_MB``), backing off when one keeps dying quickly, and it kills
+a worker whose heartbeat went stale (hung in C code, stopped), recovering that worker's
+jobs at once instead of waiting for another host's lifeline.
 """
 
 from __future__ import annotations
@@ -199,7 +200,7 @@ class Supervisor:
             self._after_exit(slot, pid, code, lived)
 
     def _after_exit(self, slot: Slot, pid: int, code: int, lived: float) -> None:
-        from .watchdog import EXIT_TIMEOUT
+        from .watchdog import EXIT_CANCELLED, EXIT_TIMEOUT
 
         identity = slot.identity
         if code == 0:
@@ -213,10 +214,11 @@ class Supervisor:
             how = f"killed by {_signal_name(-code)}"
         else:
             how = f"exit code {code}"
-        # A job's timeout and our own kill are no reason to wait. A worker that keeps
-        # dying quickly (bad code, an unreachable database) is restarted once at once,
-        # then after 1 s, 2 s, 4 s… up to BACKOFF_MAX.
-        if code == EXIT_TIMEOUT or slot.killed_because or lived >= QUICK_DEATH:
+        # A job's timeout or cancellation and our own kill are no reason to wait. A worker
+        # that keeps dying quickly (bad code, an unreachable database) is restarted once
+        # at once, then after 1 s, 2 s, 4 s… up to BACKOFF_MAX.
+        stopped_by_job = code in (EXIT_TIMEOUT, EXIT_CANCELLED)
+        if stopped_by_job or slot.killed_because or lived >= QUICK_DEATH:
             slot.quick_deaths = 0
         else:
             slot.quick_deaths += 1
@@ -226,6 +228,11 @@ class Supervisor:
         slot.start_at = time.monotonic() + delay
         if code == EXIT_TIMEOUT:
             logger.warning("[jobs] %s stopped after a job's timeout", identity)
+        elif code == EXIT_CANCELLED:
+            logger.warning(
+                "[jobs] %s stopped: a cancelled job did not stop in time; starting a new one",
+                identity,
+            )
         elif self.signals:
             logger.warning("[jobs] %s ended while stopping (%s)", identity, how)
         else:

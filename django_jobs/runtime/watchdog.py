@@ -1,10 +1,12 @@
-"""Hard timeouts: a job that outlives its timeout stops the process that runs it.
+"""Hard stops: a job that outlives its timeout, or its cancellation's grace period, stops
+the process that runs it.
 
-Python cannot kill a thread, so the watchdog records the timed-out attempt, gives the
-process's other claimed jobs back unspent, and ends the process; the supervisor (or
-systemd, Kubernetes…) starts a fresh one. Timeout: ``@job(timeout=…)``, else the
-group's ``MAX_RUNTIME``. Its writes use its own connection with a bounded lock wait, and
-the process ends within ``RECORD_WITHIN`` seconds whether or not they could be made.
+Python cannot kill a thread, so the watchdog records the attempt (timed out, or
+cancelled), gives the process's other claimed jobs back unspent, and ends the process;
+the supervisor (or systemd, Kubernetes…) starts a fresh one. Timeout: ``@job(timeout=…)``,
+else the group's ``MAX_RUNTIME``; grace: ``JOBS["CANCEL_GRACE"]``. Its writes use its own
+connection with a bounded lock wait, and the process ends within ``RECORD_WITHIN``
+seconds whether or not they could be made.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from typing import TYPE_CHECKING
 from django.db import connections
 
 from .. import clock
-from ..executor import Call, errored
-from ..storage import LOCK_WAIT, bound_lock_waits
+from ..conf import jobs_settings
+from ..executor import Call, cancelled_outcome, errored
+from ..storage import LOCK_WAIT, Outcome, bound_lock_waits
 from .heartbeat import deregister
 
 if TYPE_CHECKING:
@@ -28,6 +31,8 @@ logger = logging.getLogger("django_jobs.worker")
 
 #: Exit status of a worker process ended by a job's timeout.
 EXIT_TIMEOUT = 75
+#: Exit status of a worker process ended because a cancelled job did not stop in time.
+EXIT_CANCELLED = 76
 CHECK_EVERY = 0.2
 #: The watchdog ends the process at most this long after it found a job past its timeout.
 RECORD_WITHIN = 5.0
@@ -41,26 +46,46 @@ class Watchdog(threading.Thread):
 
     def run(self) -> None:
         bound_lock_waits()  # a job's transaction may hold its own row: never wait on it
+        grace = jobs_settings().cancel_grace
         while not self.stop_event.wait(CHECK_EVERY):
             overdue = self.worker.ledger.overdue(self.worker.group.max_runtime)
             if overdue is not None:
                 self._kill(*overdue)
+            cancelled = self.worker.ledger.cancel_overdue(grace)
+            if cancelled is not None:
+                self._stop_cancelled(cancelled, grace)
 
     def _kill(self, call: Call, limit: float) -> None:
-        worker = self.worker
         logger.error(
             "[jobs] [%s] job %s timed out after %g s: stopping worker %s",
-            call.claimed.name, call.claimed.id, limit, worker.identity,
+            call.claimed.name, call.claimed.id, limit, self.worker.identity,
         )  # fmt: skip
+        timed_out = errored(call.claimed, f"JobTimeout: timed out after {limit:g} s")
+        timed_out.started_at = call.started_at
+        self._end_process(call, timed_out, EXIT_TIMEOUT)
+
+    def _stop_cancelled(self, call: Call, grace: float) -> None:
+        identity = self.worker.identity
+        logger.error(
+            "[jobs] [%s] job %s did not stop within %g s of its cancellation: stopping worker %s",
+            call.claimed.name, call.claimed.id, grace, identity,
+        )  # fmt: skip
+        note = (
+            f"It did not stop within CANCEL_GRACE ({grace:g} s): its worker process "
+            f"{identity} (pid {os.getpid()}) was stopped."
+        )
+        self._end_process(call, cancelled_outcome(call, None, note), EXIT_CANCELLED)
+
+    def _end_process(self, call: Call, outcome: Outcome, code: int) -> None:
+        worker = self.worker
         # Whatever the database does, the process ends within RECORD_WITHIN seconds;
-        # what could not be written is left to recovery (the job's deadline has passed).
-        threading.Timer(RECORD_WITHIN, _exit).start()
+        # what could not be written is left to recovery (the job's deadline has passed,
+        # or its row is marked cancelled, which recovery turns into a cancelled job).
+        threading.Timer(RECORD_WITHIN, _exit, [code]).start()
         try:
             ledger = worker.ledger
             ledger.take_call(call)
             others = ledger.take_pending() + ledger.take_running()
-            timed_out = errored(call.claimed, f"JobTimeout: timed out after {limit:g} s")
-            timed_out.started_at = call.started_at
             storage = worker.storage
             storage.release(others, clock.now())
             # A flush in progress elsewhere may be stuck on the job's lock: do not wait.
@@ -70,23 +95,23 @@ class Watchdog(threading.Thread):
             finally:
                 if locked:
                     worker.flush_lock.release()
-            storage.record([*outcomes, timed_out], clock.now())
+            storage.record([*outcomes, outcome], clock.now())
 
             deregister(worker.identity)
         except Exception:
             # Recovery records it once the deadline plus the grace has passed, or as
             # "worker died" once the heartbeat is stale.
-            logger.exception("[jobs] could not record the timeout of job %s", call.claimed.id)
+            logger.exception("[jobs] could not record the end of job %s", call.claimed.id)
         finally:
-            _exit()
+            _exit(code)
 
     def stop(self) -> None:
         self.stop_event.set()
 
 
-def _exit() -> None:
+def _exit(code: int = EXIT_TIMEOUT) -> None:
     try:
         connections.close_all()
         logging.shutdown()
     finally:
-        os._exit(EXIT_TIMEOUT)
+        os._exit(code)

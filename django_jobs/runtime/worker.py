@@ -24,9 +24,11 @@ from .. import clock
 from ..conf import WorkerGroup, jobs_settings
 from ..context import JobContext
 from ..executor import Call, Interrupted, outcome_of, run_sync
+from ..pausing import claim_filter, paused_among
 from ..progress import ProgressWriter
 from ..storage import ClaimedJob, Outcome, get_storage, use_worker_connections
 from ..storage.waiting import drain
+from .controls import Controls
 from .flusher import FLUSH_INTERVAL, Flusher
 from .heartbeat import HeartbeatThread, deregister, identity_for, register
 from .ledger import Ledger
@@ -80,6 +82,7 @@ class Worker:
         self.heartbeat = HeartbeatThread(self.identity, group, lambda: self.ledger.done)
         self.watchdog = Watchdog(self)
         self.flusher = Flusher(self)
+        self.controls = Controls(self)
         self.progress = ProgressWriter(self.storage)
         self._waiter = None
         self.last_claim = 0.0
@@ -115,6 +118,9 @@ class Worker:
             # Listening starts before the first claim, so no job can fall between the two.
             self._waiter = self.storage.waiter(self.group.queues)
             self._waiter.start()
+            # Paused queues are known before the first claim.
+            self.controls.prime()
+            self.controls.start()
             self.heartbeat.start()
             self.watchdog.start()
             self.flusher.start()
@@ -150,6 +156,7 @@ class Worker:
             pass
 
     def _shutdown(self) -> None:
+        self.controls.stop()
         self.heartbeat.stop()
         self.watchdog.stop()
         self.flusher.stop()
@@ -259,9 +266,13 @@ class Worker:
             size = min(size, limit)
             if size <= 0:
                 return False
+        selection = claim_filter(self.group.queues, self.controls.paused)
+        if selection is None:
+            return False  # every queue it serves is paused
+        queues, exclude = selection
         self.last_claim = time.monotonic()
         try:
-            claimed = self.storage.claim(self.identity, self.group.queues, size, clock.now())
+            claimed = self.storage.claim(self.identity, queues, size, clock.now(), exclude)
         except (DatabaseError, InterfaceError):
             self.claim_uncertain = True
             raise
@@ -366,9 +377,11 @@ class Worker:
             # Nothing notifies when a retry or a delayed job comes due: wake for it.
             timeout = self.group.sleep_delay
             now = clock.now()
-            due = self.storage.next_due(self.group.queues, now)
+            paused = paused_among(self.group.queues, self.controls.paused)
+            due = self.storage.next_due(self.group.queues, now, paused)
             if due is not None:
                 timeout = max(0.0, min(timeout, (due - now).total_seconds()))
+            self._waiter.paused = frozenset(paused)
             self._waiter.wait(timeout, self.wake_r)
         except (DatabaseError, InterfaceError) as exc:
             self.db.down(exc, 0)
@@ -383,6 +396,32 @@ class Worker:
             self.identity, self.supervisor_pid,
         )  # fmt: skip
         return True
+
+    def cancel_requested(self, ids: set[int]) -> None:
+        """From the control thread: jobs this worker holds whose cancellation was asked for.
+
+        Those not started are given back, which ends them cancelled; running ones are told
+        to stop, and the watchdog stops the process if they still run after the grace.
+        """
+        waiting = self.ledger.take_pending_ids(ids)
+        if waiting:
+            try:
+                self.storage.release([call.claimed for call in waiting], clock.now())
+            except BaseException:
+                self.ledger.put_back(waiting)
+                raise
+            for call in waiting:
+                logger.warning(
+                    "[jobs] [%s] job %s cancelled before it started",
+                    call.claimed.name, call.claimed.id,
+                )  # fmt: skip
+        grace = jobs_settings().cancel_grace
+        for call in self.ledger.mark_cancelled(ids):
+            logger.warning(
+                "[jobs] [%s] job %s cancelled while running: it has %g s to stop before "
+                "worker %s is stopped",
+                call.claimed.name, call.claimed.id, grace, self.identity,
+            )  # fmt: skip
 
     def _release_unknown(self) -> None:
         """Give back rows a failed claim locked for us although we never received them."""

@@ -9,6 +9,7 @@ from django.db import connections
 from ..conf import jobs_settings
 from .base import LOCK_WAIT, Storage, bound_lock_waits, lock_waits_bounded
 from .rows import (
+    OUTCOME_CANCELLED,
     OUTCOME_FAILED,
     OUTCOME_RETRY,
     OUTCOME_SUCCEEDED,
@@ -21,6 +22,7 @@ from .rows import (
 from .waiting import Waiter
 
 __all__ = [
+    "OUTCOME_CANCELLED",
     "OUTCOME_FAILED",
     "OUTCOME_RETRY",
     "OUTCOME_SUCCEEDED",

@@ -18,6 +18,12 @@ Contracts (each holds with any number of worker processes on any number of hosts
 * ``release``: gives claimed rows back unrun, without spending an attempt.
 * ``recoverable``: rows whose worker is dead or whose own deadline passed; the lifeline
   charges the started ones an errored attempt and releases the others.
+* Cancellation: ``cancel_waiting`` ends a row that is not claimed in one statement;
+  ``request_cancel`` marks a claimed one (``cancelled_at``). Every statement that ends or
+  gives back a claim (``record``'s retry and failure branches, ``release``) turns a marked
+  row into a cancelled one (``failed_at`` set, never retried) in the same guarded
+  statement, so a cancellation racing the end of its job is decided by the database.
+  A success is recorded as such: the job had done its work.
 """
 
 from __future__ import annotations
@@ -34,9 +40,10 @@ from django.db.models import Min, Q
 
 from .. import clock
 from ..conf import jobs_settings
-from ..models import Job
+from ..models import Job, QueuePause
 from .rows import (
     CLAIM_COLUMNS,
+    OUTCOME_CANCELLED,
     OUTCOME_RETRY,
     OUTCOME_SUCCEEDED,
     ClaimedJob,
@@ -45,7 +52,7 @@ from .rows import (
     Outcome,
     StartMark,
 )
-from .waiting import PollingWaiter, Waiter
+from .waiting import PollingWaiter, SleepingWaiter, Waiter
 
 #: Threads whose connections must never wait long for a row lock (watchdog, flusher,
 #: progress, heartbeat): a job's own transaction may hold a lock on its own row.
@@ -126,20 +133,33 @@ class Storage:
 
     # -- claim -----------------------------------------------------------------------
 
-    def ready_where(self, queues: tuple[str, ...] | None) -> tuple[str, list[Any]]:
+    def ready_where(
+        self, queues: tuple[str, ...] | None, exclude: Sequence[str] = ()
+    ) -> tuple[str, list[Any]]:
+        """``exclude``: paused queues, for a worker that serves every queue (``"*"``)."""
         sql = "locked_at IS NULL AND failed_at IS NULL AND finished_at IS NULL AND run_at <= %s"
-        if queues is None:
-            return sql, []
-        return sql + f" AND queue IN ({', '.join(['%s'] * len(queues))})", list(queues)
+        params: list[Any] = []
+        if queues is not None:
+            sql += f" AND queue IN ({', '.join(['%s'] * len(queues))})"
+            params += queues
+        if exclude:
+            sql += f" AND queue NOT IN ({', '.join(['%s'] * len(exclude))})"
+            params += exclude
+        return sql, params
 
     #: What the claim's SELECT appends to lock the rows it picks (engines with row locks).
     lock_clause = " FOR UPDATE SKIP LOCKED"
 
     def ready_select(
-        self, queues: tuple[str, ...] | None, limit: int, now: datetime, columns: str = "id"
+        self,
+        queues: tuple[str, ...] | None,
+        limit: int,
+        now: datetime,
+        columns: str = "id",
+        exclude: Sequence[str] = (),
     ) -> tuple[str, list[Any]]:
         """The SELECT that picks the next ready rows in claim order (served by the claim index)."""
-        where, params = self.ready_where(queues)
+        where, params = self.ready_where(queues, exclude)
         return (
             f"SELECT {columns} FROM {self.table} WHERE {where}"
             f" ORDER BY priority, run_at, id LIMIT %s{self.lock_clause}",
@@ -153,23 +173,35 @@ class Storage:
     )
 
     def claim(
-        self, worker: str, queues: tuple[str, ...] | None, limit: int, now: datetime
+        self,
+        worker: str,
+        queues: tuple[str, ...] | None,
+        limit: int,
+        now: datetime,
+        exclude: Sequence[str] = (),
     ) -> list[ClaimedJob]:
+        """``exclude``: queues not to claim from (the paused ones)."""
         raise NotImplementedError
 
-    def has_ready(self, queues: tuple[str, ...] | None, now: datetime) -> bool:
-        where, params = self.ready_where(queues)
+    def has_ready(
+        self, queues: tuple[str, ...] | None, now: datetime, exclude: Sequence[str] = ()
+    ) -> bool:
+        where, params = self.ready_where(queues, exclude)
         with self.connection.cursor() as cursor:
             cursor.execute(
                 f"SELECT 1 FROM {self.table} WHERE {where} LIMIT 1", [self.adapt(now), *params]
             )
             return cursor.fetchone() is not None
 
-    def next_due(self, queues: tuple[str, ...] | None, now: datetime) -> datetime | None:
+    def next_due(
+        self, queues: tuple[str, ...] | None, now: datetime, exclude: Sequence[str] = ()
+    ) -> datetime | None:
         """When the next scheduled job (a retry, a ``wait``) of ``queues`` comes due."""
         rows = Job.objects.using(self.alias).later(now)
         if queues is not None:
             rows = rows.filter(queue__in=queues)
+        if exclude:
+            rows = rows.exclude(queue__in=exclude)
         return rows.aggregate(due=Min("run_at"))["due"]
 
     # -- outcomes ----------------------------------------------------------------------
@@ -183,6 +215,8 @@ class Storage:
         groups: dict[str, Any] = {}
         deletes: list[ClaimedJob] = []
         updates: list[tuple[str, list[Any]]] = []
+        #: Statements that must run before the deletes (see the failure branch).
+        first: list[tuple[str, list[Any]]] = []
         at = self.adapt(now)
         done = "locked_at = NULL, locked_by = NULL, claim_token = NULL, expires_at = NULL"
         for outcome in outcomes:
@@ -204,22 +238,67 @@ class Storage:
                     [self._start_of(outcome), at, at, *guard],
                 )
             elif outcome.kind == OUTCOME_RETRY:
+                # A row whose cancellation was asked for is not retried: it is cancelled.
                 update = (
-                    f"{done}, started_at = %s, run_at = %s, last_error = %s, updated_at = %s",
-                    [self._start_of(outcome), self.adapt(outcome.run_at), outcome.error, at]
-                    + guard,
-                )
+                    f"{done}, started_at = %s, run_at = {_unless_cancelled('%s', 'NULL')},"
+                    f" failed_at = {_unless_cancelled('NULL', '%s')},"
+                    f" last_error = {self._error_unless_cancelled()},"
+                    f" unique_key = {_unless_cancelled('unique_key', 'NULL')},"
+                    " updated_at = %s",
+                    [
+                        self._start_of(outcome), self.adapt(outcome.run_at), at,
+                        outcome.error, _late_error(outcome.error), at, *guard,
+                    ],
+                )  # fmt: skip
+            elif outcome.kind == OUTCOME_CANCELLED:
+                assignments, params = self._cancelled_set(outcome, at, outcome.error)
+                update = (assignments, params + guard)
             elif group.delete_failed_jobs and not outcome.keep:
+                # Cancelled rows are always kept: one whose cancellation was asked for is
+                # recorded so first (which ends the claim), and the guarded DELETE skips it.
+                assignments, params = self._cancelled_set(outcome, at, _late_error(outcome.error))
+                first.append(
+                    (
+                        f"UPDATE {self.table} SET {assignments} WHERE id = %s"
+                        " AND claim_token = %s AND cancelled_at IS NOT NULL",
+                        params + guard,
+                    )
+                )
                 deletes.append(job)
                 continue
             else:
                 update = (
                     f"{done}, started_at = %s, run_at = NULL, failed_at = %s,"
-                    " last_error = %s, updated_at = %s",
-                    [self._start_of(outcome), at, outcome.error, at, *guard],
-                )
+                    f" last_error = {self._error_unless_cancelled()},"
+                    f" unique_key = {_unless_cancelled('unique_key', 'NULL')},"
+                    " updated_at = %s",
+                    [
+                        self._start_of(outcome), at, outcome.error,
+                        _late_error(outcome.error), at, *guard,
+                    ],
+                )  # fmt: skip
             updates.append(self._with_result(outcome, *update, now) if outcome.keep else update)
-        return self._write(self._statements(deletes, updates))
+        return self._write(first + self._statements(deletes, updates))
+
+    def _cancelled_set(self, outcome: Outcome, at: Any, note: str) -> tuple[str, list[Any]]:
+        """The assignments that record a running job as cancelled, and their parameters."""
+        # cancelled_at is assigned last: MySQL evaluates SET left to right.
+        return (
+            "locked_at = NULL, locked_by = NULL, claim_token = NULL, expires_at = NULL,"
+            " started_at = %s, run_at = NULL, failed_at = %s,"
+            f" last_error = {self.concat('last_error', '%s')}, unique_key = NULL,"
+            " updated_at = %s, cancelled_at = COALESCE(cancelled_at, %s)",
+            [self._start_of(outcome), at, note, at, at],
+        )
+
+    def _error_unless_cancelled(self) -> str:
+        """``last_error``: the attempt's error (first %s), or for a row whose cancellation
+        was asked for, the cancellation's words followed by the error (second %s)."""
+        return _unless_cancelled("%s", self.concat("last_error", "%s"))
+
+    def concat(self, left: str, right: str) -> str:
+        """SQL joining two strings."""
+        return f"{left} || {right}"
 
     #: SQL appending the JSON object parameter, plus ``worker_id`` read from the row's
     #: ``locked_by``, to ``attempt_log``. It comes first in the SET list: MySQL evaluates
@@ -264,7 +343,7 @@ class Storage:
     def _statements(
         self, deletes: list[ClaimedJob], updates: list[tuple[str, list[Any]]]
     ) -> list[tuple[str, list[Any]]]:
-        statements = []
+        statements: list[tuple[str, list[Any]]] = []
         for token, ids in _by_token(deletes):
             for chunk in _chunks(ids, 500):
                 marks = ", ".join(["%s"] * len(chunk))
@@ -302,17 +381,23 @@ class Storage:
         return self._write(statements)
 
     def release(self, jobs: Sequence[ClaimedJob], now: datetime) -> int:
-        """Give claimed rows back unrun: the lock is cleared and the attempt refunded."""
+        """Give claimed rows back unrun: the lock is cleared and the attempt refunded.
+
+        A row whose cancellation was asked for is not given back: it ends cancelled.
+        """
         statements = []
+        at = self.adapt(now)
         for token, ids in _by_token(jobs):
             marks = ", ".join(["%s"] * len(ids))
             statements.append(
                 (
                     f"UPDATE {self.table} SET locked_at = NULL, locked_by = NULL,"
                     " claim_token = NULL, started_at = NULL, expires_at = NULL,"
-                    f" attempts = attempts - 1, updated_at = %s"
+                    f" attempts = attempts - 1, failed_at = {_unless_cancelled('NULL', '%s')},"
+                    f" run_at = {_unless_cancelled('run_at', 'NULL')},"
+                    f" unique_key = {_unless_cancelled('unique_key', 'NULL')}, updated_at = %s"
                     f" WHERE id IN ({marks}) AND claim_token = %s",
-                    [self.adapt(now), *ids, token],
+                    [at, at, *ids, token],
                 )
             )
         changed = self._write(statements)
@@ -364,6 +449,67 @@ class Storage:
     def set_lock_wait(self, connection: Any, seconds: float) -> None:
         """Make ``connection`` give up waiting for a row lock after ``seconds``."""
 
+    # -- cancellation and paused queues ------------------------------------------------
+
+    def cancel_waiting(self, job_id: int, message: str, now: datetime) -> bool:
+        """Cancel a row no worker holds (scheduled, ready or due later), in one statement:
+        it leaves the claimable rows (``failed_at``), keeps the cancellation's words in
+        ``last_error`` and frees its unique key. False when the row is not waiting."""
+        at = self.adapt(now)
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {self.table} SET failed_at = %s, run_at = NULL, last_error = %s,"
+                " unique_key = NULL, updated_at = %s, cancelled_at = %s"
+                " WHERE id = %s AND locked_at IS NULL AND failed_at IS NULL"
+                " AND finished_at IS NULL",
+                [at, message, at, at, job_id],
+            )
+            return cursor.rowcount > 0
+
+    def request_cancel(self, job_id: int, message: str, now: datetime) -> bool:
+        """Ask the worker that holds a row to stop it: ``cancelled_at`` is set (once) and
+        the outcome statements then end the row cancelled. False when no worker holds it
+        or its cancellation was asked for already."""
+        at = self.adapt(now)
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {self.table} SET last_error = %s, updated_at = %s, cancelled_at = %s"
+                " WHERE id = %s AND locked_at IS NOT NULL AND cancelled_at IS NULL"
+                " AND failed_at IS NULL AND finished_at IS NULL",
+                [message, at, at, job_id],
+            )
+            changed = cursor.rowcount > 0
+        if changed:
+            self.notify_controls()
+        return changed
+
+    def cancel_requested(self, ids: Iterable[int]) -> set[int]:
+        """Which of ``ids`` (rows this worker holds) were asked to stop (primary key reads)."""
+        ids = list(ids)
+        found: set[int] = set()
+        for chunk in _chunks(ids, 500):
+            found.update(
+                Job.objects.using(self.alias)
+                .filter(pk__in=chunk, cancelled_at__isnull=False)
+                .filter(failed_at__isnull=True, finished_at__isnull=True)
+                .values_list("pk", flat=True)
+            )
+        return found
+
+    def paused_queues(self) -> frozenset[str]:
+        """The names of the paused queues (a table of a few rows)."""
+        return frozenset(
+            QueuePause.objects.using(self.alias).values_list("queue", flat=True).order_by()
+        )
+
+    def notify_controls(self) -> None:
+        """Tell every worker at once that a pause or a cancellation changed, where the
+        engine can push (PostgreSQL); elsewhere workers find out at their next poll."""
+
+    def control_waiter(self) -> Waiter:
+        """What a worker's control thread waits on between polls (see ``notify_controls``)."""
+        return SleepingWaiter()
+
     # -- admin -----------------------------------------------------------------------
 
     def estimated_count(self) -> int | None:
@@ -399,6 +545,16 @@ def _held(row: Sequence[Any]) -> HeldRow:
 
 def has_meta(rows: Sequence[NewJob]) -> bool:
     return any(row.meta is not None for row in rows)
+
+
+def _unless_cancelled(value: str, cancelled: str) -> str:
+    """SQL: ``value`` for a row whose cancellation was not asked for, else ``cancelled``."""
+    return f"CASE WHEN cancelled_at IS NULL THEN {value} ELSE {cancelled} END"
+
+
+def _late_error(error: str) -> str:
+    """What follows the cancellation's words when the attempt ended on its own first."""
+    return "\nThe attempt ended before its worker learned of the cancellation:\n" + error
 
 
 def _by_token(jobs: Iterable[ClaimedJob]) -> list[tuple[int, list[int]]]:

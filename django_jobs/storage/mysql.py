@@ -78,9 +78,14 @@ class MySQLStorage(Storage):
             yield
 
     def claim(
-        self, worker: str, queues: tuple[str, ...] | None, limit: int, now: datetime
+        self,
+        worker: str,
+        queues: tuple[str, ...] | None,
+        limit: int,
+        now: datetime,
+        exclude: Sequence[str] = (),
     ) -> list[ClaimedJob]:
-        pick, params = self.ready_select(queues, limit, now, ", ".join(CLAIM_COLUMNS))
+        pick, params = self.ready_select(queues, limit, now, ", ".join(CLAIM_COLUMNS), exclude)
         at = self.adapt(now)
         token = new_token()
         with self._transaction() as cursor:
@@ -97,6 +102,9 @@ class MySQLStorage(Storage):
         for job in jobs:
             job.attempts += 1
         return jobs
+
+    def concat(self, left: str, right: str) -> str:
+        return f"CONCAT({left}, {right})"  # || is OR unless sql_mode has PIPES_AS_CONCAT
 
     def set_lock_wait(self, connection, seconds: float) -> None:
         with connection.cursor() as cursor:

@@ -17,6 +17,9 @@ from .waiting import Waiter, drain
 logger = logging.getLogger("django_jobs.worker")
 
 CHANNEL = "django_jobs"
+#: The payload of a notification that a pause or a cancellation changed. No queue can
+#: have this name (a queue name has at most 64 characters; this is longer).
+CONTROLS = ":django_jobs:controls:" + "-" * 48
 
 
 if is_psycopg3:
@@ -87,9 +90,14 @@ class PostgreSQLStorage(Storage):
         )  # fmt: skip
 
     def claim(
-        self, worker: str, queues: tuple[str, ...] | None, limit: int, now: datetime
+        self,
+        worker: str,
+        queues: tuple[str, ...] | None,
+        limit: int,
+        now: datetime,
+        exclude: Sequence[str] = (),
     ) -> list[ClaimedJob]:
-        pick, params = self.ready_select(queues, limit, now)
+        pick, params = self.ready_select(queues, limit, now, exclude=exclude)
         at = self.adapt(now)
         token = new_token()
         columns = ", ".join(f"t.{c}" for c in CLAIM_COLUMNS)
@@ -120,6 +128,14 @@ class PostgreSQLStorage(Storage):
 
     def waiter(self, queues: tuple[str, ...] | None) -> Waiter:
         return NotifyWaiter(self, queues)
+
+    def notify_controls(self) -> None:
+        # On the channel workers already LISTEN on; delivered at commit.
+        with self.connection.cursor() as cursor:
+            cursor.execute(f"SELECT pg_notify('{CHANNEL}', %s)", [CONTROLS])
+
+    def control_waiter(self) -> Waiter:
+        return NotifyWaiter(self, (CONTROLS,))
 
     def set_lock_wait(self, connection, seconds: float) -> None:
         with connection.cursor() as cursor:
@@ -191,8 +207,9 @@ class NotifyWaiter(Waiter):
             self.close()
             return True  # something may have happened meanwhile: look
         if self.queues is None:
-            return bool(payloads)
-        return any(payload in self.queues for payload in payloads)
+            # A control message concerns the worker's control thread, not its claims.
+            return any(p != CONTROLS and p not in self.paused for p in payloads)
+        return any(payload in self.queues and payload not in self.paused for payload in payloads)
 
     def close(self) -> None:
         if self.conn is not None:

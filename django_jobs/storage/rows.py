@@ -13,6 +13,8 @@ from typing import Any
 OUTCOME_SUCCEEDED = "succeeded"
 OUTCOME_RETRY = "retry"
 OUTCOME_FAILED = "failed"
+#: The job's cancellation reached its worker before the job ended: kept as cancelled.
+OUTCOME_CANCELLED = "cancelled"
 
 #: Columns a claim returns, in this order.
 #: ``meta`` is NULL for ``@job`` rows; ``django.tasks`` rows keep their backend's data there.

@@ -7,6 +7,7 @@ deferred transaction that reads before it writes can.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import contextmanager
 from datetime import datetime
 
@@ -32,9 +33,14 @@ class SQLiteStorage(Storage):
     )
 
     def claim(
-        self, worker: str, queues: tuple[str, ...] | None, limit: int, now: datetime
+        self,
+        worker: str,
+        queues: tuple[str, ...] | None,
+        limit: int,
+        now: datetime,
+        exclude: Sequence[str] = (),
     ) -> list[ClaimedJob]:
-        pick, params = self.ready_select(queues, limit, now)
+        pick, params = self.ready_select(queues, limit, now, exclude=exclude)
         at = self.adapt(now)
         token = new_token()
         with self.connection.cursor() as cursor:

@@ -25,6 +25,9 @@ class Waiter:
     sleep until the next poll.
     """
 
+    #: Queues the worker does not claim from now (paused); kept up to date by the worker.
+    paused: frozenset[str] = frozenset()
+
     def start(self) -> None:
         pass
 
@@ -36,6 +39,13 @@ class Waiter:
         pass
 
 
+class SleepingWaiter(Waiter):
+    """Sleeps until the timeout or a wake-up: for engines that cannot push a message."""
+
+    def wait(self, timeout: float, wake_fd: int) -> bool:
+        return _sleep_or_woken(max(0.0, timeout), wake_fd)
+
+
 class PollingWaiter(Waiter):
     """Checks cheaply for ready rows every ``idle_check_interval`` seconds."""
 
@@ -44,7 +54,8 @@ class PollingWaiter(Waiter):
         self.queues = queues
 
     def changed(self) -> bool:
-        return self.storage.has_ready(self.queues, clock.now())
+        # Ready rows of a paused queue must not wake the worker again and again.
+        return self.storage.has_ready(self.queues, clock.now(), self.paused)
 
     def wait(self, timeout: float, wake_fd: int) -> bool:
         deadline = time.monotonic() + timeout

@@ -77,7 +77,7 @@ def test_nothing_applicable_is_a_warning(admin_client):
     response = bulk(admin_client, "retry_selected", [ready], confirm=False)
     assert "confirming changes nothing" in response.content.decode()
     response = bulk(admin_client, "retry_selected", [ready], confirm=True)
-    assert texts(response) == ["No job was retried: only failed jobs can be retried."]
+    assert texts(response) == ["No job was retried: only failed and cancelled jobs can be retried."]
 
 
 def test_select_across_acts_on_every_filtered_job(admin_client):
@@ -128,8 +128,8 @@ def test_buttons_follow_the_state(admin_client):
         return [action.name for action, _ in response.context["job_buttons"]]
 
     assert buttons(make_job("failed")) == ["retry", "discard"]
-    assert buttons(make_job("later")) == ["run_now", "discard"]
-    assert buttons(make_job("running")) == []
+    assert buttons(make_job("later")) == ["run_now", "cancel", "discard"]
+    assert buttons(make_job("running")) == ["cancel"]
     assert buttons(make_job("succeeded")) == ["discard"]
 
 

@@ -195,7 +195,9 @@ def test_no_add_and_no_delete_selected(admin_client):
     response = admin_client.get(URL)
     assert not response.context["has_add_permission"]
     actions = [name for name, _ in response.context["action_form"].fields["action"].choices]
-    assert actions == ["", "retry_selected", "run_now_selected", "discard_selected"]
+    assert actions == [
+        "", "retry_selected", "run_now_selected", "cancel_selected", "discard_selected",
+    ]  # fmt: skip
     assert admin_client.get(URL + "add/").status_code == 403
 
 

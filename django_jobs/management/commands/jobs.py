@@ -18,6 +18,9 @@ VERBS = {
     "new": "scaffold a job function and its test in an app",
     "schedule": "list recurring schedules: next runs, last run, paused or not",
     "prune": "delete old succeeded and failed jobs, dead worker rows and schedule history",
+    "cancel": "cancel jobs by id: waiting ones never run, running ones are stopped",
+    "pause": "pause a queue: no worker on any host claims its jobs until it is resumed",
+    "resume": "resume a paused queue",
 }
 
 
@@ -40,6 +43,16 @@ def _check_queue(queue: str | None) -> None:
             f"No worker group in settings.JOBS['WORKERS'] serves queue {queue!r}: "
             "add it to a group's QUEUE (or use QUEUE '*')"
         )
+
+
+def _operator() -> str:
+    """Who runs the command, for the record: the login name, where there is one."""
+    import getpass
+
+    try:
+        return f"{getpass.getuser()} (manage.py jobs)"
+    except Exception:  # no login name (some containers)
+        return "manage.py jobs"
 
 
 class Command(BaseCommand):
@@ -70,6 +83,17 @@ class Command(BaseCommand):
 
     def args_prune(self, p):
         p.add_argument("--dry-run", action="store_true", help="count, delete nothing")
+
+    def args_cancel(self, p):
+        p.add_argument("ids", nargs="+", type=int, metavar="id", help="job id")
+        p.add_argument("--reason", default="", help="kept with the job")
+
+    def args_pause(self, p):
+        p.add_argument("queue")
+        p.add_argument("--reason", default="", help="shown in status and the admin")
+
+    def args_resume(self, p):
+        p.add_argument("queue")
 
     def args_work(self, p):
         p.add_argument("--pidfile", default=None, help=p.prog and "write the supervisor pid here")
@@ -129,6 +153,38 @@ class Command(BaseCommand):
         from django_jobs.pruning import prune
 
         self.stdout.write(prune(dry_run=dry_run).summary(), ending="")
+
+    def do_cancel(self, ids=(), reason="", **_):
+        from django_jobs.cancelling import cancel
+        from django_jobs.exceptions import JobNotFound
+
+        missing = []
+        for job_id in ids:
+            try:
+                self.stdout.write(str(cancel(job_id, by=_operator(), reason=reason)))
+            except JobNotFound as exc:
+                self.stderr.write(str(exc))
+                missing.append(job_id)
+        if missing:
+            raise CommandError(f"no job with id {', '.join(map(str, missing))}")
+
+    def do_pause(self, queue, reason="", **_):
+        from django_jobs.pausing import pause
+
+        row = pause(queue, by=_operator(), reason=reason)
+        self.stdout.write(
+            f"Queue {queue} is paused (since {row.paused_at:%Y-%m-%d %H:%M:%S}"
+            f"{', by ' + row.paused_by if row.paused_by else ''}): no worker claims its jobs; "
+            "running ones finish, enqueues are kept."
+        )
+
+    def do_resume(self, queue, **_):
+        from django_jobs.pausing import resume
+
+        if resume(queue):
+            self.stdout.write(f"Queue {queue} is resumed: workers claim its jobs again.")
+        else:
+            self.stdout.write(f"Queue {queue} was not paused: nothing changed.")
 
     def do_schedule(self, **_):
         from django_jobs.recurring.report import render_schedules
