@@ -7,6 +7,7 @@
 #   PYTEST_ARGS  extra pytest arguments
 #   WAGTAIL_VENV    virtualenv of `make wagtail`            (default: integration/wagtail/.venv)
 #   WAGTAIL_DJANGO  pip requirement for Django in it        (default: 'Django>=6.1,<6.2')
+#   WAGTAIL_DB      its database: sqlite or postgres        (default: sqlite)
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -101,12 +102,14 @@ install-check:
 	.ci/install-check $(PYTHON)
 
 # A Wagtail site (integration/wagtail) with TASKS naming django_jobs' backend: Wagtail from
-# PyPI in a virtualenv of its own, never a dependency of the package. Its migrated database
-# is kept in that venv beside the install stamp, so a repeat run only runs the check.
+# PyPI in a virtualenv of its own, never a dependency of the package. A repeat run reuses
+# the venv (its install stamp) and only runs the check, on a new database each time.
 WAGTAIL_VENV ?= integration/wagtail/.venv
 WAGTAIL_DJANGO ?= Django>=6.1,<6.2
+WAGTAIL_DB ?= sqlite
 WAGTAIL_PY := $(abspath $(WAGTAIL_VENV))/bin/python
-WAGTAIL_REQS := -e . wagtail>=8.0,<9 $(WAGTAIL_DJANGO)
+WAGTAIL_REQS := -e . wagtail>=8.0,<9 $(WAGTAIL_DJANGO) \
+	$(if $(findstring postgres,$(WAGTAIL_DB)),psycopg[binary])
 
 $(WAGTAIL_PY):
 	$(PYTHON) -m venv $(WAGTAIL_VENV)
@@ -115,7 +118,7 @@ wagtail: VENV := $(WAGTAIL_VENV)
 wagtail: PY := $(WAGTAIL_PY)
 wagtail: $(WAGTAIL_PY)
 	$(call pip_install,WAGTAIL_REQS)
-	cd integration/wagtail && $(WAGTAIL_PY) check_site.py
+	cd integration/wagtail && WAGTAIL_DB=$(WAGTAIL_DB) $(WAGTAIL_PY) check_site.py
 
 clean:
 	rm -rf docs/_build example_project/db.sqlite3* example_project/outbox

@@ -1,6 +1,7 @@
 """Wagtail's tasks run on django_jobs: run by `make wagtail` (see README.md here).
 
-On a new SQLite file: publish a page, check that Wagtail's tasks (search index and
+On a new database (a SQLite file, or with WAGTAIL_DB=postgres a PostgreSQL database made
+for the run and dropped after it): publish a page, check that Wagtail's tasks (search index and
 reference index) are stored as rows of the jobs table and have not run, run
 `manage.py jobs workoff` in another process, then check that every task is SUCCESSFUL
 (read back through the django.tasks API), that Wagtail's search backend finds the page
@@ -17,8 +18,12 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-DB = Path(os.environ.get("WAGTAIL_SITE_DB", HERE / "site.sqlite3"))
-ENV = {**os.environ, "DJANGO_SETTINGS_MODULE": "wagtailsite.settings", "WAGTAIL_SITE_DB": str(DB)}
+POSTGRES = os.environ.get("WAGTAIL_DB", "sqlite") == "postgres"
+if POSTGRES:
+    DB = os.environ.get("WAGTAIL_SITE_DB", f"django_jobs_wagtail_{os.getpid()}")
+else:
+    DB = str(os.environ.get("WAGTAIL_SITE_DB", HERE / "site.sqlite3"))
+ENV = {**os.environ, "DJANGO_SETTINGS_MODULE": "wagtailsite.settings", "WAGTAIL_SITE_DB": DB}
 TASK_PREFIX = "django.tasks:"
 SEARCH_TASK = "modelsearch.tasks.insert_or_update_object_task"
 REFERENCE_TASK = "wagtail.tasks.update_reference_index_task"
@@ -45,9 +50,43 @@ def manage(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def postgres(statement: str) -> None:
+    import psycopg
+
+    with psycopg.connect(
+        host=os.environ.get("PGHOST", "127.0.0.1"),
+        port=os.environ.get("PGPORT", "5432"),
+        user=os.environ.get("PGUSER", "postgres"),
+        dbname="postgres",
+        autocommit=True,
+    ) as connection:
+        connection.execute(statement)
+
+
+def new_database() -> None:
+    if POSTGRES:
+        postgres(f'DROP DATABASE IF EXISTS "{DB}"')
+        postgres(f'CREATE DATABASE "{DB}"')
+    else:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{DB}{suffix}").unlink(missing_ok=True)
+
+
 def main() -> None:
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{DB}{suffix}").unlink(missing_ok=True)
+    new_database()
+    try:
+        check_site()
+    finally:
+        if POSTGRES:
+            from django.apps import apps
+            from django.db import connections
+
+            if apps.ready:
+                connections.close_all()
+            postgres(f'DROP DATABASE IF EXISTS "{DB}"')
+
+
+def check_site() -> None:
     migrate = manage("migrate", "--noinput", "-v", "0")
     check(migrate.returncode == 0, "manage.py migrate", migrate.stdout + migrate.stderr)
 
@@ -58,12 +97,14 @@ def main() -> None:
     django.setup()
     import django_tasks
     from articles.models import ArticlePage
+    from django.db import transaction
     from wagtail.models import Page, ReferenceIndex
 
     from django_jobs.models import Job
 
+    engine = "PostgreSQL" if POSTGRES else "SQLite"
     print(f"Django {django.get_version()}, Wagtail {__import__('wagtail').__version__}, "
-          f"django-tasks {django_tasks.__version__}")  # fmt: skip
+          f"django-tasks {django_tasks.__version__}, {engine}")  # fmt: skip
     backend = django_tasks.task_backends["default"]
     check(
         type(backend).__module__.startswith("django_jobs.tasks"),
@@ -72,6 +113,18 @@ def main() -> None:
     )
 
     home = Page.objects.get(depth=2)
+    try:
+        with transaction.atomic():
+            home.add_child(instance=ArticlePage(title="Draft", body="rolled back"))
+            raise RuntimeError("roll back")
+    except RuntimeError:
+        pass
+    check(
+        not Job.objects.exists() and not ArticlePage.objects.exists(),
+        "a page saved in a transaction that rolls back leaves no task row",
+        list(Job.objects.values_list("name", flat=True)),
+    )
+
     article = ArticlePage(title="Sightings", body=f"A {WORD} was seen.", related_page=home)
     home.add_child(instance=article)
     article.save_revision().publish()

@@ -66,18 +66,32 @@ TEMPLATES = [
 STATIC_URL = "/static/"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# A file, as the worker (`manage.py jobs workoff`) is another process.
-DATABASES = {
-    "default": {
-        "ENGINE": "django.db.backends.sqlite3",
-        "NAME": os.environ.get("WAGTAIL_SITE_DB", str(BASE_DIR / "site.sqlite3")),
-        "OPTIONS": {"transaction_mode": "IMMEDIATE"},
+# WAGTAIL_DB: "sqlite" (a file, as the worker, `manage.py jobs workoff`, is another
+# process) or "postgres" (the database WAGTAIL_SITE_DB names, on 127.0.0.1:5432).
+if os.environ.get("WAGTAIL_DB", "sqlite") == "postgres":
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": os.environ.get("WAGTAIL_SITE_DB", "wagtail_site"),
+            "USER": os.environ.get("PGUSER", "postgres"),
+            "HOST": os.environ.get("PGHOST", "127.0.0.1"),
+            "PORT": os.environ.get("PGPORT", "5432"),
+        }
     }
-}
+    # Wagtail's search index on PostgreSQL uses its full-text fields.
+    INSTALLED_APPS.append("django.contrib.postgres")
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": os.environ.get("WAGTAIL_SITE_DB", str(BASE_DIR / "site.sqlite3")),
+            "OPTIONS": {"transaction_mode": "IMMEDIATE"},
+        }
+    }
 
 WAGTAIL_SITE_NAME = "django_jobs integration"
 WAGTAILADMIN_BASE_URL = "http://example.com"
-# Wagtail's database search backend (SQLite FTS5 here).
+# Wagtail's database search backend (FTS5 on SQLite, full-text search on PostgreSQL).
 WAGTAILSEARCH_BACKENDS = {"default": {"BACKEND": "wagtail.search.backends.database"}}
 
 # Every django.tasks task of the site (Wagtail's included) is a row of django_jobs' table.
