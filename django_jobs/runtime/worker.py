@@ -314,6 +314,10 @@ class Worker:
         self.in_inline_job = True
         try:
             error = run_sync(call)
+        except KeyboardInterrupt as exc:
+            # Stop signals reach this loop as Interrupted (_on_signal): a KeyboardInterrupt
+            # was raised by the job itself. It is the job's error, as in runner threads.
+            error = exc
         finally:
             self.in_inline_job = False
         self._record(call, error)

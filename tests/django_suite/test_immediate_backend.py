@@ -17,7 +17,14 @@ from django.utils import timezone
 from django_jobs.tasks import JobsBackend
 
 from . import tasks as test_tasks
-from .worker import BACKEND, QUEUES, jobs_backend, jobs_settings, run_worker
+from .worker import (
+    BACKEND,
+    QUEUES,
+    jobs_backend,
+    jobs_settings,
+    run_worker,
+    run_worker_process,
+)
 
 
 # Adapted: django_jobs' backend (was the immediate backend, QUEUES []: any queue; ours
@@ -125,9 +132,29 @@ class ImmediateBackendTestCase(TransactionTestCase):
                 self.assertEqual(result.args, [])
                 self.assertEqual(result.kwargs, {})
 
-    # Dropped: test_throws_keyboard_interrupt. The immediate backend lets a task's
-    # KeyboardInterrupt out of enqueue(); here the task runs in a worker, where a
-    # KeyboardInterrupt is the signal to stop (as Ctrl-C), so it is not run in-process.
+    # Adapted: the immediate backend lets a task's KeyboardInterrupt out of enqueue();
+    # a worker must not stop for one task (its stop signals do not raise
+    # KeyboardInterrupt): the task is FAILED with it as its error, and the worker goes
+    # on with the next task. Run by a worker process of its own, so that a worker that
+    # did stop would not stop this test run.
+    def test_throws_keyboard_interrupt(self):
+        result = default_task_backend.enqueue(
+            test_tasks.failing_task_keyboard_interrupt, [], {}
+        )
+        after = test_tasks.calculate_meaning_of_life.enqueue()
+
+        worker = run_worker_process()
+
+        self.assertEqual(worker.popen.returncode, 0, worker.output())
+        result.refresh()
+        self.assertEqual(result.status, TaskResultStatus.FAILED)
+        self.assertEqual(result.errors[0].exception_class, KeyboardInterrupt)
+        self.assertIn(
+            "KeyboardInterrupt: This Task failed due to KeyboardInterrupt",
+            result.errors[0].traceback,
+        )
+        after.refresh()
+        self.assertEqual(after.status, TaskResultStatus.SUCCESSFUL)
 
     def test_complex_exception(self):
         result = test_tasks.complex_exception.enqueue()

@@ -18,22 +18,21 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management import call_command
+from django.db import connections
 from django.test import override_settings
+
+from tests.conftest import Process, worker_env
+
+from .settings import SUITE_JOBS
 
 BACKEND = "django_jobs.tasks.JobsBackend"
 
-#: JOBS["QUEUES"] of the suite: the queue names Django's tests use as valid ones.
-QUEUES = ["default", "queue_1", "high"]
+#: JOBS["QUEUES"] of the suite.
+QUEUES = SUITE_JOBS["QUEUES"]
 
 
 def jobs_settings(**changes: Any) -> dict[str, Any]:
-    return {
-        **settings.JOBS,
-        "QUEUES": QUEUES,
-        "TASK_MODULES": ["tests.django_suite"],
-        "WORKERS": [{"QUEUE": "*", "COUNT": 1, "MAX_ATTEMPTS": 1, "SLEEP_DELAY": 0.1}],
-        **changes,
-    }
+    return {**settings.JOBS, **SUITE_JOBS, **changes}
 
 
 def jobs_backend(
@@ -45,6 +44,21 @@ def jobs_backend(
     if queues is not None:
         default["QUEUES"] = queues
     return override_settings(TASKS={"default": default, **tasks}, JOBS=jobs_settings())
+
+
+def run_worker_process() -> Process:
+    """``manage.py jobs workoff`` in a process of its own, on this test's database, with
+    the suite's settings (``settings.py`` here); it has exited when this returns."""
+    connections.close_all()  # no lock of ours in its way (SQLite)
+    process = Process(
+        ["jobs", "workoff"],
+        worker_env({"DJANGO_SETTINGS_MODULE": "tests.django_suite.settings"}),
+    )
+    try:
+        process.wait(60)
+    finally:
+        process.kill_tree()
+    return process
 
 
 def run_worker() -> str:
