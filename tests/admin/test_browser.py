@@ -223,7 +223,7 @@ def test_failed_job_found_read_retried_and_succeeding(
     assert "Job queues" in assert_styled_breadcrumbs(page)
     workers = page.locator("#djj-workers").inner_text()
     assert "django-jobs-worker.slow.7@" in workers and f"#{slow.pk}" in workers
-    assert page.locator('#djj-queues tr[data-queue="default"] td').nth(4).inner_text() == "4"
+    assert page.locator('#djj-queues tr[data-queue="default"] td').nth(5).inner_text() == "4"
     shot(page, "dashboard.png", full_page=True)
 
     # Auto-refresh: remembered across reloads, and the page updates itself.
@@ -245,3 +245,45 @@ def test_failed_job_found_read_retried_and_succeeding(
     page.goto(f"{live_server.url}/admin/django_jobs/job/failed/")
     assert "Failed jobs by error" in assert_styled_breadcrumbs(page)
     shot(page, "failures.png", full_page=True)
+
+
+def test_a_queue_paused_and_resumed_and_a_job_cancelled_from_the_pages(
+    live_server, browser_page, django_user_model
+):
+    from django_jobs.models import QueuePause
+
+    django_user_model.objects.create_superuser("admin", "admin@example.com", "secret-pw")
+    waiting = jobs.send_email.enqueue("ada@example.com")
+    page = browser_page
+    page.goto(f"{live_server.url}/admin/login/?next=/admin/django_jobs/job/dashboard/")
+    page.fill("#id_username", "admin")
+    page.fill("#id_password", "secret-pw")
+    page.click("input[type=submit]")
+    page.wait_for_url("**/admin/django_jobs/job/dashboard/")
+
+    email = page.locator('#djj-queues tr[data-queue="email"]')
+    email.get_by_role("button", name="Pause").click()
+    page.wait_for_url("**/admin/django_jobs/job/dashboard/")
+    assert "Queue email is paused" in page.locator(".messagelist").inner_text()
+    assert QueuePause.objects.get(queue="email").paused_by == "admin"
+    assert email.locator(".djj-paused").inner_text() == "paused"
+    sizes = page.evaluate(
+        "() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+    )
+    assert sizes[0] <= sizes[1], sizes  # the wider table still fits 1280 px
+    shot(page, "dashboard-paused.png", full_page=True)
+
+    page.goto(f"{live_server.url}/admin/django_jobs/job/{waiting.pk}/change/")
+    page.locator(".djj-tool-cancel").click()
+    page.wait_for_url(f"**/admin/django_jobs/job/{waiting.pk}/cancel/")
+    assert assert_styled_breadcrumbs(page).endswith("Cancel")
+    assert "Cancel jobs?" in page.locator("#content").inner_text()
+    page.click("form input[type=submit]")
+    page.wait_for_url(f"**/admin/django_jobs/job/{waiting.pk}/change/")
+    assert page.locator(".djj-badge").inner_text() == "cancelled"
+    assert "Cancelled by admin" in page.locator(".djj-traceback").inner_text()
+
+    page.goto(f"{live_server.url}/admin/django_jobs/job/dashboard/")
+    email.get_by_role("button", name="Resume").click()
+    page.wait_for_url("**/admin/django_jobs/job/dashboard/")
+    assert not QueuePause.objects.exists()
