@@ -14,7 +14,7 @@ from typing import Any
 
 from django.db import connections
 
-from . import clock, registry
+from . import clock, exceptions, registry
 from .backoff import attempts_spent, next_run_at
 from .conf import jobs_settings
 from .context import JobContext
@@ -243,8 +243,6 @@ def _task_max_attempts(claimed: ClaimedJob) -> int | None:
 def _problem_class(text: str) -> str:
     """The exception class path of an attempt that failed without a Python exception:
     a problem found before running ("JobNotRegistered: …"), a timeout, a lost worker."""
-    from . import exceptions
-
     if text.startswith("worker "):  # recovery: "worker X died while running this job"
         return "django_jobs.exceptions.WorkerLost"
     name = text.partition(":")[0].strip()
