@@ -74,3 +74,7 @@ class WorkerLost(JobsError):
 
 class TaskNotFound(JobsError, LookupError):
     """The task a django.tasks row names cannot be found: was it renamed or removed?"""
+
+
+class JobCancelled(JobsError):
+    """The job was cancelled while it ran (a django.tasks task's error for that attempt)."""

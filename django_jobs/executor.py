@@ -189,6 +189,9 @@ def cancelled_outcome(call: Call, error: BaseException | None, note: str = "") -
     logger.warning("[jobs] [%s] job %s cancelled: %s", claimed.name, claimed.id, note)
     outcome = Outcome(claimed, OUTCOME_CANCELLED, error="\n" + note)
     outcome.started_at = call.started_at
+    if claimed.name.startswith(TASK_PREFIX):  # the task's result lists this attempt too
+        outcome.keep = outcome.log_attempt = True
+        outcome.error_class = "django_jobs.exceptions.JobCancelled"
     return outcome
 
 

@@ -149,3 +149,38 @@ def test_failed_task_rows_are_kept_whatever_delete_failed_jobs_says():
     failed.refresh()
     assert failed.status == "FAILED" and len(failed.errors) == 1
     assert not Job.objects.filter(pk=row.pk).exists()  # a @job's row goes, as before
+
+
+# -- cancellation ---------------------------------------------------------------------------
+
+
+def test_a_cancelled_waiting_task_is_failed_without_running():
+    from django_jobs import cancel
+
+    result = tasks.add.enqueue(1, 1)
+    cancel(int(result.id), reason="not needed")
+    result.refresh()
+    assert result.status == "FAILED" and result.errors == [] and result.attempts == 0
+    assert run_jobs().succeeded == 0
+
+
+def test_a_task_cancelled_while_it_ran_lists_that_attempt_as_job_cancelled():
+    import time
+
+    from django_jobs import cancel
+    from django_jobs.exceptions import JobCancelled
+    from django_jobs.executor import Call, cancelled_outcome
+    from django_jobs.storage import get_storage
+
+    result = tasks.add.enqueue(1, 1)
+    storage = get_storage()
+    [claimed] = storage.claim("worker-a", None, 10, clock.now())
+    call = Call(claimed, lambda claimed, definition: None)
+    call.started = call.cancel_seen = time.monotonic()
+    call.started_at = time.time()
+    cancel(int(result.id))
+    assert storage.record([cancelled_outcome(call, None)], clock.now()) == 1
+    result.refresh()
+    assert result.status == "FAILED" and result.worker_ids == ["worker-a"]
+    [error] = result.errors
+    assert error.exception_class is JobCancelled and "after its worker learned" in error.traceback
