@@ -5,13 +5,15 @@ SQLite and MariaDB a pause or a cancellation reaches them within 0.5 s; on Postg
 NOTIFY brings it at once.
 """
 
+import random
 import time
+from collections import Counter
 
 import pytest
 from django.db import connection
 
-from django_jobs import cancel, later, pause, resume
-from django_jobs.cancelling import CANCELLED, STOPPING
+from django_jobs import cancel, later, later_many, pause, resume
+from django_jobs.cancelling import CANCELLED, ENDED, STOPPING
 from django_jobs.models import Job
 from django_jobs.runtime.watchdog import CHECK_EVERY
 from tests.conftest import wait_until
@@ -27,7 +29,7 @@ BEAT = T / 6
 GRACE = 1.0
 KEEP = {"DELETE_SUCCESSFUL_JOBS": False}
 #: Time for a process to be scheduled, write and exit on a loaded 2-core machine.
-SLACK = 2.0
+SLACK = 3.0
 
 
 def ran(key: str) -> bool:
@@ -86,6 +88,40 @@ def test_a_running_job_that_ignores_its_cancellation_is_stopped_and_its_worker_r
     assert new_pid != pid and Execution.objects.get(key="other").pid == new_pid
     assert "a cancelled job did not stop in time" in supervisor.output()
     assert row(sixty).status == "cancelled"  # not retried by the new worker
+
+
+def test_cancellations_racing_claims_and_ends_leave_each_job_succeeded_or_cancelled(jobs_cmd):
+    """100 short jobs on two workers of two threads, each cancelled at a random moment:
+    whatever the race, a job ends once, succeeded or cancelled, never failed or retried."""
+    rows = later_many(jobs.record, [[f"race-{n}", 0.1] for n in range(100)])
+    jobs_cmd("jobs", "work", workers=[group(2, THREADS=2, **KEEP)], heartbeat=T)
+    live_workers(2)
+    random.seed(17)
+    random.shuffle(rows)
+    outcomes = {}
+    for job in rows:
+        outcomes[job.pk] = cancel(job.pk).outcome
+        time.sleep(random.uniform(0, 0.01))
+    wait_until(
+        lambda: not Job.objects.filter(failed_at=None, finished_at=None).exists(),
+        what="every job to end",
+    )
+    ran = Counter(Execution.objects.values_list("key", flat=True))
+    assert max(ran.values(), default=1) == 1  # no job ran twice
+    for job in rows:
+        row(job)
+        outcome, executed = outcomes[job.pk], ran[job.args[0]]
+        assert job.status in ("succeeded", "cancelled"), (job.pk, outcome, job.last_error)
+        assert job.attempts <= 1 and job.locked_at is None
+        if outcome == CANCELLED:  # it was waiting: it never ran
+            assert job.status == "cancelled" and not executed and job.attempts == 0
+        elif outcome == ENDED:
+            assert job.status == "succeeded" and executed
+        elif job.status == "succeeded":  # it ended before its worker learned of it
+            assert executed
+    counts = Counter(outcomes.values())
+    assert counts[CANCELLED] and counts[STOPPING] and sum(counts.values()) == 100, counts
+    assert len(live_workers(2)) == 2  # nobody had to be stopped
 
 
 def test_a_cooperative_job_stops_by_itself_and_its_worker_lives_on(jobs_cmd):
