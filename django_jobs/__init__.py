@@ -12,15 +12,27 @@ The public API::
 Operators' controls: ``cancel(job_id)``, ``pause(queue)``, ``resume(queue)``.
 """
 
-from .exceptions import JobNotFound, JobNotRegistered, JobsError, NotSerializable, UnknownQueue
+from .exceptions import (
+    Discard,
+    JobNotFound,
+    JobNotRegistered,
+    JobsError,
+    NotSerializable,
+    Retry,
+    Snooze,
+    UnknownQueue,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Discard",
     "JobNotFound",
     "JobNotRegistered",
     "JobsError",
     "NotSerializable",
+    "Retry",
+    "Snooze",
     "UnknownQueue",
     "__version__",
     "cancel",

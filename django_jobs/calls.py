@@ -23,6 +23,7 @@ from .conf import jobs_settings
 from .exceptions import NotSerializable, UnknownQueue
 from .models import Job
 from .storage import NewJob, get_storage
+from .unique import DEFAULT_RULE, key_for, per_call_key
 
 if TYPE_CHECKING:
     from .registry import JobDefinition
@@ -39,10 +40,13 @@ def store_call(
     wait_until: datetime | None = None,
     queue: str | None = None,
     priority: int | None = None,
+    unique_key: str | None = None,
 ) -> Job:
     """Check one call of a registered job and store it; see ``scheduling.later``."""
     options = _options(definition, wait, wait_until, queue, priority)
-    return _store([_new_job(definition, args, kwargs, options)])[0]
+    if unique_key is not None:
+        per_call_key(unique_key)
+    return _store([_new_job(definition, args, kwargs, options, unique_key)])[0]
 
 
 def store_calls(
@@ -112,7 +116,9 @@ def _options(definition, wait, wait_until, queue, priority) -> tuple[str, int, d
     return queue, priority, run_at_for(wait, wait_until)
 
 
-def _new_job(definition, args, kwargs, options: tuple[str, int, datetime]) -> NewJob:
+def _new_job(
+    definition, args, kwargs, options: tuple[str, int, datetime], unique_key: str | None = None
+) -> NewJob:
     args = [] if args is None else args
     kwargs = {} if kwargs is None else kwargs
     if not isinstance(args, list | tuple):
@@ -133,7 +139,7 @@ def _new_job(definition, args, kwargs, options: tuple[str, int, datetime]) -> Ne
         if type(arg) not in _SCALARS:
             label = f"keyword argument {key!r}"
             kwarg_dict[key] = _as_stored(definition.name, label, arg, f"kwargs[{key!r}]")
-    return NewJob(
+    row = NewJob(
         name=definition.name,
         args=_json(definition.name, arg_list, "argument", arg_list),
         kwargs=_json(definition.name, kwarg_dict, "keyword argument", kwarg_dict),
@@ -143,6 +149,13 @@ def _new_job(definition, args, kwargs, options: tuple[str, int, datetime]) -> Ne
         arg_list=arg_list,
         kwarg_dict=kwarg_dict,
     )
+    if definition.unique is None and unique_key is None:
+        return row
+    key = key_for(definition, arg_list, kwarg_dict, unique_key)
+    if key is None:
+        return row
+    rule = definition.unique or DEFAULT_RULE
+    return replace(row, unique_key=key, unique_for=rule.unique_for)
 
 
 _SCALARS = frozenset({str, int, float, bool, type(None)})
@@ -229,6 +242,8 @@ def _store(rows: list[NewJob], follow_other_transaction: bool = True) -> list[Jo
     jobs = [_instance(row, alias, now) for row in rows]
     other = _other_transaction(alias) if follow_other_transaction else None
     if other is not None:
+        for job in jobs:
+            job.created = None
         transaction.on_commit(lambda: _insert(alias, rows, jobs), using=other)
     else:
         _insert(alias, rows, jobs)
@@ -248,6 +263,11 @@ def _instance(row: NewJob, alias: str, now: datetime) -> Job:
     if row.meta is not None:
         job.meta = json.loads(row.meta)
     job._state.db = alias
+    #: False when a unique call found its key held and stored nothing; None until
+    #: stored when the row waits for another database's commit.
+    job.created = True
+    if row.unique_key is not None:
+        job.unique_key = row.unique_key
     return job
 
 
@@ -264,9 +284,37 @@ def _other_transaction(alias: str) -> str | None:
 def _insert(alias: str, rows: list[NewJob], jobs: list[Job]) -> None:
     storage = get_storage(alias)
     now = jobs[0].created_at if jobs else clock.now()
+    if any(row.unique_key is not None for row in rows):
+        _insert_unique(storage, alias, rows, jobs, now)
+        return
     # Several INSERT statements must stand or fall together: nothing half-stored.
     with storage.atomic_if(len(rows) > 1000):
         _insert_chunks(storage, alias, rows, jobs, now)
+
+
+def _insert_unique(storage, alias: str, rows: list[NewJob], jobs: list[Job], now) -> None:
+    """Rows with a key one statement each (the index decides each), the others batched."""
+    plain = [i for i, row in enumerate(rows) if row.unique_key is None]
+    with storage.atomic_if(len(rows) > 1):
+        if plain:
+            _insert_chunks(storage, alias, [rows[i] for i in plain], [jobs[i] for i in plain], now)
+        for row, job in zip(rows, jobs, strict=True):
+            if row.unique_key is None:
+                continue
+            job_id, created = storage.insert_unique(row, now)
+            job.pk = job_id
+            job._state.adding = False
+            job.created = created
+            if not created:
+                _as_holder(job, alias)
+
+
+def _as_holder(job: Job, alias: str) -> None:
+    """Turn the returned instance into the row that holds the key, as stored."""
+    try:
+        job.refresh_from_db(using=alias)
+    except Job.DoesNotExist:
+        pass  # it finished and was deleted meanwhile: the id still names it
 
 
 def _insert_chunks(storage, alias: str, rows: list[NewJob], jobs: list[Job], now) -> None:

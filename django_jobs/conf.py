@@ -36,6 +36,7 @@ TOP_DEFAULTS: dict[str, Any] = {
     # Seconds a running job has to stop once cancelled, before its worker process is
     # stopped (and replaced); 0 stops it at once.
     "CANCEL_GRACE": 5,
+    "MAX_SNOOZES": 100,  # times one job may Snooze before it fails
 }
 
 #: Keys of ``settings.JOBS["PRUNE"]`` and their defaults (ages in seconds).
@@ -139,6 +140,7 @@ class JobsSettings:
     task_results_ttl: timedelta | None = timedelta(seconds=TOP_DEFAULTS["TASK_RESULTS_TTL"])
     task_modules: tuple[str, ...] = ()
     cancel_grace: float = 5
+    max_snoozes: int = TOP_DEFAULTS["MAX_SNOOZES"]
 
     @property
     def worker_rows_max_age(self) -> timedelta:
@@ -275,6 +277,7 @@ def parse(raw: dict[str, Any]) -> JobsSettings:
         ),
         task_modules=_names(raw.get("TASK_MODULES")),
         cancel_grace=_cancel_grace(raw.get("CANCEL_GRACE", TOP_DEFAULTS["CANCEL_GRACE"])),
+        max_snoozes=max(0, _pick(raw, "MAX_SNOOZES", TOP_DEFAULTS, (int,))),
     )
 
 

@@ -78,3 +78,52 @@ class TaskNotFound(JobsError, LookupError):
 
 class JobCancelled(JobsError):
     """The job was cancelled while it ran (a django.tasks task's error for that attempt)."""
+
+
+class JobControl(Exception):
+    """Raised inside a job to tell the worker what to do with it instead of an error."""
+
+    reason: str = ""
+
+    def _with_reason(self, text: str) -> str:
+        return f"{text}: {self.reason}" if self.reason else text
+
+
+def _delay(value: object, what: str) -> float:
+    from datetime import timedelta
+
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        raise ValueError(f"{what} must be seconds >= 0 or a timedelta, not {value!r}")
+    return float(value)
+
+
+class Retry(JobControl):
+    """Run the job again (this attempt counts): in ``in_`` seconds or a ``timedelta``,
+    or after the job's back-off when ``in_`` is None. Fails the job when no attempt
+    is left."""
+
+    def __init__(self, in_: object = None, reason: str = "") -> None:
+        self.delay = None if in_ is None else _delay(in_, "Retry(in_=...)")
+        self.reason = str(reason)
+        when = "" if self.delay is None else f" in {self.delay:g} s"
+        super().__init__(self._with_reason(f"retry requested{when}"))
+
+
+class Snooze(JobControl):
+    """Run the job again in ``seconds`` (or a ``timedelta``) without spending an
+    attempt; at most ``JOBS["MAX_SNOOZES"]`` times per job."""
+
+    def __init__(self, seconds: object, reason: str = "") -> None:
+        self.delay = _delay(seconds, "Snooze(seconds)")
+        self.reason = str(reason)
+        super().__init__(self._with_reason(f"snoozed for {self.delay:g} s"))
+
+
+class Discard(JobControl):
+    """Fail the job now, with no further attempts, for ``reason``."""
+
+    def __init__(self, reason: str = "") -> None:
+        self.reason = str(reason)
+        super().__init__(self._with_reason("discarded"))

@@ -10,24 +10,35 @@ import logging
 import time
 import traceback
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from django.db import connections
 
-from . import clock, exceptions, registry
-from .backoff import attempts_spent, next_run_at
+from . import backoff, clock, exceptions, registry
+from .backoff import attempts_spent
 from .conf import jobs_settings
 from .context import JobContext
-from .exceptions import JobNotRegistered, ResultNotSerializable, TaskNotAllowed, TaskNotFound
+from .exceptions import (
+    Discard,
+    JobNotRegistered,
+    ResultNotSerializable,
+    Retry,
+    Snooze,
+    TaskNotAllowed,
+    TaskNotFound,
+)
 from .registry import TASK_PREFIX
 from .storage import (
     OUTCOME_CANCELLED,
     OUTCOME_FAILED,
     OUTCOME_RETRY,
+    OUTCOME_SNOOZE,
     OUTCOME_SUCCEEDED,
     ClaimedJob,
     Outcome,
 )
+from .unique import DEFAULT_RULE
 
 logger = logging.getLogger("django_jobs.worker")
 
@@ -142,7 +153,13 @@ def outcome_of(call: Call, error: BaseException | None) -> Outcome:
             logger.info(
                 "[jobs] [%s] job %s succeeded in %dms", claimed.name, claimed.id, elapsed_ms
             )
-        outcome = Outcome(claimed, OUTCOME_SUCCEEDED, started_at=call.started_at)
+        rule = call.definition.unique or DEFAULT_RULE
+        outcome = Outcome(
+            claimed,
+            OUTCOME_SUCCEEDED,
+            started_at=call.started_at,
+            clear_unique=rule.clears("succeeded"),
+        )
         if not call.definition.keep_result:
             return outcome
         try:
@@ -156,13 +173,18 @@ def outcome_of(call: Call, error: BaseException | None) -> Outcome:
             outcome.keep = True
             outcome.log_attempt = claimed.name.startswith(TASK_PREFIX)
             return outcome
+    if call.problem is None:
+        outcome = controlled(call, error, elapsed_ms)
+        if outcome is not None:
+            outcome.started_at = call.started_at
+            return outcome
     if call.problem is not None:
         text, summary = call.problem, call.problem
         error_class = _problem_class(call.problem)
     else:
         text = "".join(traceback.format_exception(error))
         # The first line of "Type: message": multi-line messages (psycopg's) read best so.
-        summary = traceback.format_exception_only(error)[0].strip().splitlines()[0]
+        summary = _summary(error)
         error_class = f"{type(error).__module__}.{type(error).__qualname__}"
     outcome = errored(
         claimed, text, definition=call.definition, elapsed_ms=elapsed_ms, summary=summary,
@@ -181,7 +203,7 @@ def cancelled_outcome(call: Call, error: BaseException | None, note: str = "") -
         if error is None:
             note = f"It stopped {after:.1f} s after its worker learned of the cancellation."
         else:
-            summary = traceback.format_exception_only(error)[0].strip().splitlines()[0]
+            summary = _summary(error)
             note = (
                 f"It ended {after:.1f} s after its worker learned of the cancellation, "
                 f"with {summary}"
@@ -195,6 +217,70 @@ def cancelled_outcome(call: Call, error: BaseException | None, note: str = "") -
     return outcome
 
 
+def controlled(call: Call, error: BaseException, elapsed_ms: float) -> Outcome | None:
+    """The outcome the job asked for (``Retry``, ``Snooze``, ``Discard``) or its
+    ``retry_on`` / ``discard_on`` imply; None for a plain error (``errored`` decides)."""
+    claimed, definition = call.claimed, call.definition
+    if isinstance(error, Snooze):
+        return _snoozed(claimed, error)
+    if isinstance(error, Retry):
+        return errored(
+            claimed, str(error), definition, elapsed_ms, delay=error.delay, requested=True
+        )
+    if isinstance(error, Discard):
+        return _failed_now(claimed, str(error), str(error))
+    if definition.discard_on and isinstance(error, definition.discard_on):
+        summary = _summary(error)
+        return _failed_now(claimed, _traceback(error) + f"discarded: {summary}", summary)
+    if definition.retry_on and not isinstance(error, definition.retry_on):
+        summary = _summary(error)
+        allowed = ", ".join(cls.__name__ for cls in definition.retry_on)
+        return _failed_now(
+            claimed,
+            _traceback(error) + f"failed without retrying ({allowed} only are retried): {summary}",
+            summary,
+        )
+    return None
+
+
+def _snoozed(claimed: ClaimedJob, snooze: Snooze) -> Outcome:
+    limit = jobs_settings().max_snoozes
+    if claimed.snoozes >= limit:
+        text = (
+            f"{snooze}; failed: snoozed {claimed.snoozes} times already, the most "
+            f'JOBS["MAX_SNOOZES"] allows ({limit})'
+        )
+        return _failed_now(claimed, text, text)
+    run_at = clock.now() + timedelta(seconds=snooze.delay)
+    logger.info(
+        "[jobs] [%s] job %s %s (until %s)",
+        claimed.name, claimed.id, snooze, run_at.isoformat(timespec="seconds"),
+    )  # fmt: skip
+    return Outcome(claimed, OUTCOME_SNOOZE, error=str(snooze), run_at=run_at)
+
+
+def _failed_now(claimed: ClaimedJob, text: str, summary: str) -> Outcome:
+    """Failed for good at once, whatever attempts are left (``Discard`` and the like)."""
+    logger.error(
+        "[jobs] [%s] job %s failed (attempt %s, not retried): %s",
+        claimed.name, claimed.id, claimed.attempts, summary,
+    )  # fmt: skip
+    return Outcome(
+        claimed,
+        OUTCOME_FAILED,
+        error=text,
+        clear_unique=registry.clears_unique_key(claimed.name, "failed"),
+    )
+
+
+def _summary(error: BaseException) -> str:
+    return traceback.format_exception_only(error)[0].strip().splitlines()[0]
+
+
+def _traceback(error: BaseException) -> str:
+    return "".join(traceback.format_exception(error)) + "\n"
+
+
 def errored(
     claimed: ClaimedJob,
     text: str,
@@ -203,9 +289,15 @@ def errored(
     summary: str | None = None,
     error_class: str | None = None,
     final: bool = False,
+    delay: float | None = None,
+    requested: bool = False,
 ) -> Outcome:
     """An errored attempt: retried with back-off, or failed once attempts are spent
-    (or at once when ``final``)."""
+    (or at once when ``final``).
+
+    ``delay`` (seconds) replaces the job's back-off; ``requested`` marks a ``Retry``
+    the job raised, whose ``text`` is already a sentence.
+    """
     if definition is None:
         definition = registry.all_jobs().get(claimed.name)
     max_attempts = (
@@ -221,9 +313,23 @@ def errored(
             "[jobs] [%s] job %s failed%s (attempt %s of %s, no more retries): %s",
             claimed.name, claimed.id, took, claimed.attempts, max_attempts, summary,
         )  # fmt: skip
-        outcome = Outcome(claimed, OUTCOME_FAILED, error=text)
+        if requested:
+            text += f"; failed: attempt {claimed.attempts} of {max_attempts} was the last"
+        outcome = Outcome(
+            claimed,
+            OUTCOME_FAILED,
+            error=text,
+            clear_unique=registry.clears_unique_key(claimed.name, "failed"),
+        )
     else:
-        run_at = next_run_at(claimed.attempts, clock.now())
+        if delay is None:
+            policy = getattr(definition, "backoff", None) or backoff.DEFAULT
+            delay, note = backoff.delay_for(policy, claimed.attempts)
+            if note:
+                # First, so the job's own error stays the last line (the admin's summary).
+                text = f"{note}\n{text}"
+                logger.error("[jobs] [%s] job %s: %s", claimed.name, claimed.id, note)
+        run_at = clock.now() + timedelta(seconds=delay)
         logger.warning(
             "[jobs] [%s] job %s failed%s (attempt %s of %s, retrying at %s): %s",
             claimed.name, claimed.id, took, claimed.attempts, max_attempts,

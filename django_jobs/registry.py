@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
@@ -13,7 +13,10 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import autodiscover_modules
 
+from .backoff import resolve as resolve_backoff
 from .exceptions import JobNotRegistered, TaskNotAllowed
+from .unique import DEFAULT_RULE, per_call_key
+from .unique import rule as unique_rule
 
 if TYPE_CHECKING:
     from .models import Job
@@ -43,6 +46,7 @@ class EnqueueOptions:
     priority: int | None = None
     wait: float | timedelta | None = None
     wait_until: datetime | None = None
+    unique_key: str | None = None
 
 
 class JobDefinition(Generic[P, R]):
@@ -61,6 +65,13 @@ class JobDefinition(Generic[P, R]):
         options: EnqueueOptions | None = None,
         cron: str | None = None,
         keep_result: bool = False,
+        unique: bool = False,
+        unique_key: Callable[..., Any] | None = None,
+        unique_for: float | timedelta | None = None,
+        unique_states: Iterable[str] | None = None,
+        backoff: Any = None,
+        retry_on: Any = (),
+        discard_on: Any = (),
     ) -> None:
         if not callable(func):
             raise TypeError(f"@job decorates a function, not {type(func).__name__}")
@@ -88,6 +99,11 @@ class JobDefinition(Generic[P, R]):
         self.keep_result = bool(keep_result)
         if cron is not None:
             self._check_cron(cron)
+        #: The unique rule (``django_jobs.unique.UniqueRule``), None for a plain job.
+        self.unique = unique_rule(self.name, unique, unique_key, unique_for, unique_states)
+        self.backoff = resolve_backoff(backoff, self.name)
+        self.retry_on = _exception_classes(retry_on, "retry_on", self.name)
+        self.discard_on = _exception_classes(discard_on, "discard_on", self.name)
         functools.update_wrapper(self, func)  # type: ignore[arg-type]
 
     def _check_cron(self, cron: Any) -> None:
@@ -159,8 +175,15 @@ class JobDefinition(Generic[P, R]):
         priority: int | None = None,
         wait: float | timedelta | None = None,
         wait_until: datetime | None = None,
+        unique_key: str | None = None,
     ) -> JobDefinition[P, R]:
-        """A copy of this job whose ``enqueue`` uses other options; the registry is untouched."""
+        """A copy of this job whose ``enqueue`` uses other options; the registry is untouched.
+
+        ``unique_key`` makes the calls of the copy unique under that key (see
+        docs/howto/unique.md), whether or not the job was declared unique.
+        """
+        if unique_key is not None:
+            per_call_key(unique_key)
         clone = object.__new__(type(self))
         clone.__dict__.update(self.__dict__)
         clone.options = replace(
@@ -172,6 +195,7 @@ class JobDefinition(Generic[P, R]):
                     "priority": priority,
                     "wait": wait,
                     "wait_until": wait_until,
+                    "unique_key": unique_key,
                 }.items()
                 if value is not None
             },
@@ -194,6 +218,7 @@ class JobDefinition(Generic[P, R]):
             priority=opts.priority,
             wait=opts.wait,
             wait_until=opts.wait_until,
+            unique_key=opts.unique_key,
         )
 
     async def aenqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job:
@@ -221,6 +246,13 @@ def job(
     takes_context: bool = ...,
     cron: str | None = ...,
     keep_result: bool = ...,
+    unique: bool = ...,
+    unique_key: Callable[..., Any] | None = ...,
+    unique_for: float | timedelta | None = ...,
+    unique_states: Iterable[str] | None = ...,
+    backoff: Any = ...,
+    retry_on: Any = ...,
+    discard_on: Any = ...,
 ) -> Callable[[Callable[P, R]], JobDefinition[P, R]]: ...
 
 
@@ -241,6 +273,16 @@ def job(func: Callable[..., Any] | None = None, /, **options: Any) -> Any:
     if func is not None:
         return register(func)
     return register
+
+
+def _exception_classes(value: Any, option: str, name: str) -> tuple[type[BaseException], ...]:
+    classes = value if isinstance(value, tuple | list) else (value,)
+    for cls in classes:
+        if not (isinstance(cls, type) and issubclass(cls, BaseException)):
+            raise TypeError(
+                f"@job {name}: {option} must be exception classes (one or a tuple), not {cls!r}"
+            )
+    return tuple(classes)
 
 
 def _origin(func: Callable[..., Any]) -> str:
@@ -286,6 +328,19 @@ def resolve(obj: Any) -> JobDefinition[Any, Any]:
         f"{obj!r} is not a job: decorate the function with @django_jobs.job "
         "and pass the decorated object"
     )
+
+
+def clears_unique_key(name: str, state: str) -> bool:
+    """True when a job called ``name`` entering ``state`` must give its unique key up.
+
+    For every statement that moves a job to a finished state (succeeded, failed,
+    cancelled): it sets ``unique_key = NULL`` in the same guarded statement when this is
+    true. A job that is no longer registered, or has no rule (a call made unique with
+    ``.using(unique_key=...)``), follows the default rule, which counts no finished state.
+    """
+    definition = _registry.get(name)
+    rule = (definition.unique if definition is not None else None) or DEFAULT_RULE
+    return rule.clears(state)
 
 
 def all_jobs() -> dict[str, JobDefinition[Any, Any]]:

@@ -20,6 +20,7 @@ def later(
     wait_until: datetime | None = None,
     queue: str | None = None,
     priority: int | None = None,
+    unique_key: str | None = None,
 ) -> Job:
     """Store one call of ``job`` to run in a worker; returns the stored row.
 
@@ -28,6 +29,10 @@ def later(
     that transaction commits (and the returned row has no id until then). Tuples in the
     arguments are stored as lists, and the returned row holds them so; a dict key that is
     not a string raises ``NotSerializable``.
+
+    For a unique job (or with ``unique_key``, a string that makes this call unique), a
+    duplicate stores nothing and the job that holds the key is returned, with
+    ``created`` False (see docs/howto/unique.md).
     """
     return _calls.store_call(
         registry.resolve(job),
@@ -37,6 +42,7 @@ def later(
         wait_until=wait_until,
         queue=queue,
         priority=priority,
+        unique_key=unique_key,
     )
 
 

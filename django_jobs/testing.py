@@ -34,7 +34,14 @@ from .executor import Call, outcome_of
 from .models import Job
 from .pausing import claim_filter
 from .registry import JobDefinition
-from .storage import OUTCOME_FAILED, OUTCOME_RETRY, ClaimedJob, Storage, get_storage
+from .storage import (
+    OUTCOME_FAILED,
+    OUTCOME_RETRY,
+    OUTCOME_SNOOZE,
+    ClaimedJob,
+    Storage,
+    get_storage,
+)
 
 __all__ = [
     "JobError",
@@ -78,6 +85,9 @@ class RunResult:
     failed: int = 0
     rounds: int = 0
     errors: list[JobError] = field(default_factory=list)
+    #: Runs that ended in ``Snooze``: rescheduled without spending an attempt, so not
+    #: counted in ``attempts``.
+    snoozed: int = 0
 
     @property
     def attempts(self) -> int:
@@ -88,6 +98,8 @@ class RunResult:
             f"{self.attempts} attempts in {self.rounds} rounds: {self.succeeded} succeeded, "
             f"{self.retried} to retry, {self.failed} failed"
         )
+        if self.snoozed:
+            text += f"; {self.snoozed} snoozed"
         return "\n  ".join([text, *map(str, self.errors)])
 
 
@@ -107,7 +119,10 @@ def run_jobs(
 
     With ``include_scheduled=True``, each round first makes scheduled jobs due, those
     enqueued with ``wait`` and retries alike: a job that keeps failing is then attempted
-    until its attempts are spent, with the real attempt limit.
+    until its attempts are spent, with the real attempt limit. ``Retry``, ``Snooze`` and
+    ``Discard`` (and ``retry_on`` / ``discard_on``) are honoured as in a worker: a
+    snoozed job gets its attempt back and comes due again later (counted in
+    ``RunResult.snoozed``).
 
     A job that raises keeps the database writes it made before raising, as in a worker
     (which runs jobs in autocommit), except when its error broke the test's transaction
@@ -189,6 +204,9 @@ class _Runner:
         error = None if call.problem is not None else _invoke(call)
         outcome = outcome_of(call, error)
         self.storage.record([outcome], clock.now())
+        if outcome.kind == OUTCOME_SNOOZE:
+            result.snoozed += 1
+            return
         if outcome.kind == OUTCOME_RETRY:
             result.retried += 1
         elif outcome.kind == OUTCOME_FAILED:

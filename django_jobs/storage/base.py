@@ -40,11 +40,13 @@ from django.db.models import Min, Q
 
 from .. import clock
 from ..conf import jobs_settings
+from ..exceptions import JobsError
 from ..models import Job, QueuePause
 from .rows import (
     CLAIM_COLUMNS,
     OUTCOME_CANCELLED,
     OUTCOME_RETRY,
+    OUTCOME_SNOOZE,
     OUTCOME_SUCCEEDED,
     ClaimedJob,
     HeldRow,
@@ -130,6 +132,76 @@ class Storage:
             f" VALUES {values} RETURNING id",
             params,
         )
+
+    # -- unique enqueue ----------------------------------------------------------------
+
+    #: Rounds of insert / look up the holder before giving up: each round that does not
+    #: end means another process freed or took the key in between, which is rare.
+    UNIQUE_ROUNDS = 10
+
+    def insert_unique(self, row: NewJob, now: datetime) -> tuple[int, bool]:
+        """Store ``row`` unless a job holds its ``unique_key``: (id, True) for the new
+        row, (the holder's id, False) for a duplicate.
+
+        The unique index decides between concurrent callers; inside a transaction the
+        row and its key are part of it (a rollback leaves no key), and a concurrent
+        duplicate waits for that transaction to end on PostgreSQL and MariaDB.
+        """
+        key = row.unique_key
+        stale_before = None if row.unique_for is None else now - row.unique_for
+        for _ in range(self.UNIQUE_ROUNDS):
+            job_id = self._insert_if_new(row, now)
+            if job_id is not None:
+                return job_id, True
+            if stale_before is not None and self._free_stale_key(key, stale_before):
+                continue  # the holder's unique_for is over: insert again
+            holder = self._key_holder(key)
+            if holder is not None:
+                return holder, False
+            # The holder left the counted states between the two statements: insert again.
+        raise JobsError(
+            f"could not store unique job {row.name}: its key was taken and freed "
+            f"{self.UNIQUE_ROUNDS} times while it was being stored"
+        )
+
+    def _unique_insert_sql(self, row: NewJob, now: datetime) -> tuple[str, list[Any]]:
+        values, params = self._insert_values([row], now)
+        return (
+            f"INSERT INTO {self.table} (name, args, kwargs, queue, priority, run_at, attempts,"
+            " last_error, progress_message, created_at, updated_at, unique_key)"
+            f" VALUES {values[:-1]}, %s)",
+            [*params, row.unique_key],
+        )
+
+    def _insert_if_new(self, row: NewJob, now: datetime) -> int | None:
+        """Insert ``row``; its id, or None when a row holds its key (nothing stored)."""
+        sql, params = self._unique_insert_sql(row, now)
+        with self.connection.cursor() as cursor:
+            cursor.execute(f"{sql} ON CONFLICT (unique_key) DO NOTHING RETURNING id", params)
+            found = cursor.fetchone()
+        return None if found is None else found[0]
+
+    #: Appended to the holder lookup: a read that sees the latest committed holder.
+    holder_lock_clause = ""
+
+    def _key_holder(self, key: str) -> int | None:
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT id FROM {self.table} WHERE unique_key = %s{self.holder_lock_clause}",
+                [key],
+            )
+            found = cursor.fetchone()
+        return None if found is None else found[0]
+
+    def _free_stale_key(self, key: str, stale_before: datetime) -> bool:
+        """Clear ``key`` on a holder enqueued before ``stale_before``; True if it did."""
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {self.table} SET unique_key = NULL"
+                " WHERE unique_key = %s AND created_at < %s",
+                [key, self.adapt(stale_before)],
+            )
+            return cursor.rowcount > 0
 
     # -- claim -----------------------------------------------------------------------
 
@@ -232,9 +304,13 @@ class Storage:
                 deletes.append(job)  # the hot path: nothing else to prepare
                 continue
             guard = [job.id, job.token]
+            # Set for every job that leaves its unique rule's states, with a key or not
+            # (a per-call key has no rule to tell): on a NULL key it changes nothing, and
+            # PostgreSQL keeps the update HOT since the indexed value is unchanged.
+            freed = ", unique_key = NULL" if outcome.clear_unique else ""
             if outcome.kind == OUTCOME_SUCCEEDED:
                 update = (
-                    f"{done}, started_at = %s, finished_at = %s, updated_at = %s",
+                    f"{done}, started_at = %s, finished_at = %s, updated_at = %s{freed}",
                     [self._start_of(outcome), at, at, *guard],
                 )
             elif outcome.kind == OUTCOME_RETRY:
@@ -253,6 +329,22 @@ class Storage:
             elif outcome.kind == OUTCOME_CANCELLED:
                 assignments, params = self._cancelled_set(outcome, at, outcome.error)
                 update = (assignments, params + guard)
+            elif outcome.kind == OUTCOME_SNOOZE:
+                # The claim spent an attempt: a snooze gives it back, and counts itself, in
+                # the same statement (a row whose cancellation was asked for is cancelled).
+                update = (
+                    f"{done}, started_at = %s, run_at = {_unless_cancelled('%s', 'NULL')},"
+                    f" failed_at = {_unless_cancelled('NULL', '%s')},"
+                    f" last_error = {self._error_unless_cancelled()},"
+                    f" unique_key = {_unless_cancelled('unique_key', 'NULL')},"
+                    f" attempts = {_unless_cancelled('attempts - 1', 'attempts')},"
+                    f" snoozes = {_unless_cancelled('COALESCE(snoozes, 0) + 1', 'snoozes')},"
+                    " updated_at = %s",
+                    [
+                        self._start_of(outcome), self.adapt(outcome.run_at), at,
+                        outcome.error, _late_error(outcome.error), at, *guard,
+                    ],
+                )  # fmt: skip
             elif group.delete_failed_jobs and not outcome.keep:
                 # Cancelled rows are always kept: one whose cancellation was asked for is
                 # recorded so first (which ends the claim), and the guarded DELETE skips it.
@@ -267,10 +359,11 @@ class Storage:
                 deletes.append(job)
                 continue
             else:
+                kept_key = "NULL" if outcome.clear_unique else "unique_key"
                 update = (
                     f"{done}, started_at = %s, run_at = NULL, failed_at = %s,"
                     f" last_error = {self._error_unless_cancelled()},"
-                    f" unique_key = {_unless_cancelled('unique_key', 'NULL')},"
+                    f" unique_key = {_unless_cancelled(kept_key, 'NULL')},"
                     " updated_at = %s",
                     [
                         self._start_of(outcome), at, outcome.error,

@@ -37,6 +37,21 @@ class MySQLStorage(Storage):
             first = cursor.lastrowid
         return list(range(first, first + len(rows)))
 
+    # A plain read inside a REPEATABLE READ transaction could miss a holder committed
+    # after its snapshot; a locking read sees it (and the upsert has locked it anyway).
+    holder_lock_clause = " LOCK IN SHARE MODE"
+
+    def _insert_if_new(self, row: NewJob, now: datetime) -> int | None:
+        # No ON CONFLICT DO NOTHING: the no-op upsert stores nothing for a duplicate and,
+        # unlike catching the duplicate-key error, takes an exclusive lock on the holder,
+        # so duplicates waiting on an uncommitted insert cannot deadlock when it rolls
+        # back. The affected-row count cannot tell the cases apart (Django sets
+        # CLIENT_FOUND_ROWS); the insert id can: 0 when nothing was inserted.
+        sql, params = self._unique_insert_sql(row, now)
+        with self.connection.cursor() as cursor:
+            cursor.execute(f"{sql} ON DUPLICATE KEY UPDATE id = id", params)
+            return cursor.lastrowid or None
+
     @contextmanager
     def _transaction(self):
         # Django's atomic() costs two extra round trips on MySQL (SET autocommit): the

@@ -73,6 +73,20 @@ class PostgreSQLStorage(Storage):
             [*params, due],
         )
 
+    def _insert_if_new(self, row: NewJob, now: datetime) -> int | None:
+        if row.run_at > now:
+            return super()._insert_if_new(row, now)
+        sql, params = self._unique_insert_sql(row, now)
+        # The NOTIFY rides on the inserted row: a duplicate wakes nobody.
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                f"WITH ins AS ({sql} ON CONFLICT (unique_key) DO NOTHING RETURNING id)"
+                f" SELECT id, pg_notify('{CHANNEL}', %s) FROM ins",
+                [*params, row.queue],
+            )
+            found = cursor.fetchone()
+        return None if found is None else found[0]
+
     def _unnest_insert(self, rows: Sequence[NewJob], now: datetime) -> tuple[str, list]:
         # Six array parameters instead of eight per row, sent in binary (%b): far less to
         # build, send and parse. Only for a psycopg 3 cursor (see insert()).

@@ -7,7 +7,7 @@ import json
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 OUTCOME_SUCCEEDED = "succeeded"
@@ -15,11 +15,14 @@ OUTCOME_RETRY = "retry"
 OUTCOME_FAILED = "failed"
 #: The job's cancellation reached its worker before the job ended: kept as cancelled.
 OUTCOME_CANCELLED = "cancelled"
+#: Rescheduled without spending an attempt (``Snooze``).
+OUTCOME_SNOOZE = "snooze"
 
 #: Columns a claim returns, in this order.
 #: ``meta`` is NULL for ``@job`` rows; ``django.tasks`` rows keep their backend's data there.
 CLAIM_COLUMNS = (
     "id", "name", "args", "kwargs", "queue", "priority", "attempts", "run_at", "meta",
+    "snoozes",
 )  # fmt: skip
 
 
@@ -35,6 +38,10 @@ class NewJob:
     kwarg_dict: dict[str, Any] = field(default_factory=dict)
     #: JSON text for the ``meta`` column (``django.tasks`` rows); None leaves it NULL.
     meta: str | None = None
+    #: Set for a unique call (``django_jobs.unique``): stored by ``insert_unique`` only.
+    unique_key: str | None = None
+    #: A holder of the key enqueued longer ago than this no longer blocks the call.
+    unique_for: timedelta | None = None
 
 
 @dataclass(slots=True)
@@ -51,13 +58,15 @@ class ClaimedJob:
     token: int = 0
     #: The row's ``meta`` (decoded JSON), None for ``@job`` rows.
     meta: Any = None
+    #: Times the job was snoozed before this claim (``Snooze``, bounded by MAX_SNOOZES).
+    snoozes: int = 0
 
     @classmethod
     def from_row(cls, row: Sequence[Any], token: int) -> ClaimedJob:
-        job_id, name, args, kwargs, queue, priority, attempts, run_at, meta = row[:9]
+        job_id, name, args, kwargs, queue, priority, attempts, run_at, meta, snoozes = row[:10]
         return cls(
             job_id, name, _json(args), _json(kwargs), queue, priority, attempts, run_at, token,
-            None if meta is None else _json(meta),
+            None if meta is None else _json(meta), snoozes or 0,
         )  # fmt: skip
 
     def sort_key(self) -> tuple[int, Any, int]:
@@ -84,6 +93,9 @@ class Outcome:
     #: that records the outcome; ``error_class`` is the failed attempt's exception path.
     log_attempt: bool = False
     error_class: str = ""
+    #: Set ``unique_key`` to NULL with this outcome: the job leaves the states its
+    #: unique rule counts (``django_jobs.unique.clears_unique_key``).
+    clear_unique: bool = False
 
 
 @dataclass(frozen=True, slots=True)
