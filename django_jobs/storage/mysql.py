@@ -8,11 +8,13 @@ claimable row, so a ``ref`` lookup on them reads ready rows in priority order.
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Sequence
 from contextlib import contextmanager
 from datetime import datetime
 
-from django.db import transaction
+from django.db import OperationalError, transaction
 
 from .base import Storage
 from .rows import CLAIM_COLUMNS, ClaimedJob, NewJob, new_token
@@ -40,6 +42,23 @@ class MySQLStorage(Storage):
     # A plain read inside a REPEATABLE READ transaction could miss a holder committed
     # after its snapshot; a locking read sees it (and the upsert has locked it anyway).
     holder_lock_clause = " LOCK IN SHARE MODE"
+
+    #: Tries of a unique insert that InnoDB chose as a deadlock victim (autocommit only).
+    DEADLOCK_TRIES = 5
+
+    def insert_unique(self, row: NewJob, now: datetime) -> tuple[int, bool]:
+        # Racing upserts and the UPDATE that frees an expired key lock neighbouring
+        # entries of the unique index, and InnoDB may pick one of them as a deadlock
+        # victim. Outside a transaction only that statement was rolled back: try again.
+        # Inside one, the whole transaction is gone, and only its owner can redo it.
+        for attempt in range(1, self.DEADLOCK_TRIES):
+            try:
+                return super().insert_unique(row, now)
+            except OperationalError as exc:
+                if self.connection.in_atomic_block or _errno(exc) != ER_LOCK_DEADLOCK:
+                    raise
+                time.sleep(random.uniform(0, 0.01 * attempt))
+        return super().insert_unique(row, now)
 
     def _insert_if_new(self, row: NewJob, now: datetime) -> int | None:
         # No ON CONFLICT DO NOTHING: the no-op upsert stores nothing for a duplicate and,
@@ -124,3 +143,13 @@ class MySQLStorage(Storage):
     def set_lock_wait(self, connection, seconds: float) -> None:
         with connection.cursor() as cursor:
             cursor.execute(f"SET SESSION innodb_lock_wait_timeout = {max(1, round(seconds))}")
+
+
+#: InnoDB's "Deadlock found when trying to get lock" error number.
+ER_LOCK_DEADLOCK = 1213
+
+
+def _errno(exc: BaseException) -> int | None:
+    cause = exc.__cause__ or exc
+    args = getattr(cause, "args", ())
+    return args[0] if args and isinstance(args[0], int) else None

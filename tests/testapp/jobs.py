@@ -5,6 +5,7 @@ import os
 import time
 
 from django_jobs import job
+from tests.testapp import control_jobs  # noqa: F401  (registers the unique and retry-policy jobs)
 from tests.testapp.models import Execution
 
 
