@@ -147,7 +147,7 @@ class JobAdmin(admin.ModelAdmin):
     actions = BULK_ACTIONS
     readonly_fields = (
         "id", "name", "status_badge", "attempts_display", "timeline", "args_json",
-        "kwargs_json", "progress_display", "traceback",
+        "kwargs_json", "progress_display", "traceback", "unique_key", "snoozes",
     )  # fmt: skip
     change_form_template = "admin/django_jobs/job/change_form.html"
     change_list_template = "admin/django_jobs/job/change_list.html"
@@ -240,6 +240,9 @@ class JobAdmin(admin.ModelAdmin):
         ]
         if obj is not None and obj.progress is not None:
             fieldsets.append((_("Progress"), {"fields": ("progress_display",)}))
+        controls = [f for f in ("unique_key", "snoozes") if obj is not None and getattr(obj, f)]
+        if controls:
+            fieldsets.append((_("Controls"), {"fields": tuple(controls)}))
         if obj is not None and obj.last_error:
             fieldsets.append((_("Error"), {"fields": ("traceback",), "classes": ("wide",)}))
         return fieldsets

@@ -209,3 +209,13 @@ def test_a_failure_after_the_page_loaded_is_not_overwritten(admin_user):
     assert request._django_jobs_conflict
     job.refresh_from_db()
     assert (job.priority, job.status) == (50, "failed")
+
+
+def test_the_unique_key_and_snoozes_are_shown_when_set(admin_client):
+    plain = make_job()
+    content = admin_client.get(page(plain)).content.decode()
+    assert "Controls" not in content and "Snoozes" not in content
+    job = make_job(unique_key="a" * 64, snoozes=3)
+    content = admin_client.get(page(job)).content.decode()
+    assert "Controls" in content and "a" * 64 in content
+    assert '<div class="readonly">3</div>' in content
