@@ -97,6 +97,9 @@ class _TaskCall:
     """What ``_new_job`` needs of a definition, for a task: Django binds no arguments
     at enqueue, and a call that does not fit fails its attempt with the TypeError."""
 
+    #: Tasks have no unique rule.
+    unique = None
+
     def __init__(self, name: str) -> None:
         self.name = name
 
