@@ -251,3 +251,20 @@ def test_a_per_call_key_must_be_a_non_empty_string(value):
     with pytest.raises(TypeError, match="unique_key must be a non-empty string"):
         later(jobs.record, ["x"], unique_key=value)
     assert not Job.objects.exists()
+
+
+def test_cancelling_a_waiting_unique_job_gives_its_key_up():
+    from django_jobs import cancel
+
+    first = control_jobs.unique_record.enqueue("a")
+    cancel(first.pk)
+    row = Job.objects.get(pk=first.pk)
+    assert row.cancelled_at is not None and row.unique_key is None
+    again = control_jobs.unique_record.enqueue("a")
+    assert again.created is True and again.pk != first.pk
+
+
+def test_cancelled_is_not_a_state_a_key_can_hold_in():
+    states = ["ready", "scheduled", "running", "cancelled"]
+    with pytest.raises(ValueError, match="unknown state.*'cancelled'"):
+        job(name="tests.s4", unique=True, unique_states=states)(lambda: None)
