@@ -268,3 +268,19 @@ def test_cancelled_is_not_a_state_a_key_can_hold_in():
     states = ["ready", "scheduled", "running", "cancelled"]
     with pytest.raises(ValueError, match="unknown state.*'cancelled'"):
         job(name="tests.s4", unique=True, unique_states=states)(lambda: None)
+
+
+def test_recovery_and_timeouts_give_the_key_up_on_the_last_attempt():
+    """errored() is what the lifeline and the watchdog record: it asks the rule too."""
+    from django_jobs.executor import errored
+    from django_jobs.storage import ClaimedJob
+
+    def claimed(job_obj, attempts):
+        return ClaimedJob(1, job_obj.name, [], {}, "default", 50, attempts, None)
+
+    last = errored(claimed(control_jobs.unique_failing, 3), "worker w1 died")
+    assert last.kind == "failed" and last.clear_unique is True
+    retried = errored(claimed(control_jobs.unique_failing, 1), "worker w1 died")
+    assert retried.kind == "retry" and retried.clear_unique is False
+    kept = errored(claimed(control_jobs.unique_while_kept, 99), "JobTimeout: timed out")
+    assert kept.kind == "failed" and kept.clear_unique is False
