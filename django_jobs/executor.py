@@ -177,6 +177,10 @@ def outcome_of(call: Call, error: BaseException | None) -> Outcome:
         outcome = controlled(call, error, elapsed_ms)
         if outcome is not None:
             outcome.started_at = call.started_at
+            if claimed.name.startswith(TASK_PREFIX) and outcome.kind != OUTCOME_SNOOZE:
+                # Retry and Discard end an attempt: the task's result lists it.
+                outcome.keep = outcome.log_attempt = True
+                outcome.error_class = f"{type(error).__module__}.{type(error).__qualname__}"
             return outcome
     if call.problem is not None:
         text, summary = call.problem, call.problem

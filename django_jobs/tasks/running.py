@@ -19,7 +19,7 @@ from .. import clock
 from ..backoff import attempts_spent
 from ..conf import jobs_settings
 from ..context import JobContext
-from ..exceptions import ResultNotSerializable, TaskNotAllowed, TaskNotFound
+from ..exceptions import Discard, ResultNotSerializable, Snooze, TaskNotAllowed, TaskNotFound
 from ..executor import Interrupted
 from ..registry import TASK_PREFIX, JobDefinition
 from ..storage import ClaimedJob
@@ -101,7 +101,10 @@ def _run(
         if isinstance(exc, KeyboardInterrupt | Interrupted):
             raise  # the worker stops at once: the attempt does not count
         limit = max_attempts or jobs_settings().policy_for(queue).max_attempts
-        if isinstance(exc, ResultNotSerializable) or attempts_spent(context.attempt, limit):
+        if isinstance(exc, Snooze):
+            raise  # not an attempt: the task waits and runs again
+        final = isinstance(exc, ResultNotSerializable | Discard)
+        if final or attempts_spent(context.attempt, limit):
             error = api.TaskError(
                 exception_class_path=f"{type(exc).__module__}.{type(exc).__qualname__}",
                 traceback="".join(traceback.format_exception(exc)),

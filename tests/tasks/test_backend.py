@@ -441,3 +441,18 @@ def test_jobs_status_and_the_dashboard_show_task_rows(admin_client):
     assert admin_client.get("/admin/django_jobs/job/dashboard/").status_code == 200
     page = admin_client.get("/admin/django_jobs/job/failed/")
     assert "django.tasks:tests.testapp.tasks.fail" in page.content.decode()
+
+
+def test_retry_snooze_and_discard_raised_by_a_task():
+    discarded = tasks.controls.enqueue("discard")
+    snoozed = tasks.controls.enqueue("snooze")
+    retried = tasks.controls.enqueue("retry")
+    run_jobs(include_scheduled=True)
+    for result in (discarded, snoozed, retried):
+        result.refresh()
+    assert discarded.status == TaskResultStatus.FAILED and discarded.attempts == 1
+    assert [e.exception_class_path for e in discarded.errors] == ["django_jobs.exceptions.Discard"]
+    assert snoozed.status == TaskResultStatus.SUCCESSFUL and snoozed.errors == []
+    assert snoozed.attempts == 1 and snoozed.return_value == "snooze"
+    assert retried.status == TaskResultStatus.SUCCESSFUL and retried.attempts == 2
+    assert [e.exception_class_path for e in retried.errors] == ["django_jobs.exceptions.Retry"]

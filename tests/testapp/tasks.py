@@ -129,3 +129,18 @@ def stalls_first(context, key):
         Execution.objects.create(key=f"{key}:done:1", pid=os.getpid())
         return "first"
     return "second"
+
+
+@task(takes_context=True)
+def controls(context, how):
+    """Raises django_jobs' Retry, Snooze or Discard from a task."""
+    from django_jobs.exceptions import Discard, Retry, Snooze
+
+    Execution.objects.create(key=f"{how}:{context.attempt}", pid=os.getpid())
+    if how == "discard":
+        raise Discard("not worth it")
+    if how == "snooze" and Execution.objects.filter(key="snooze:1").count() == 1:
+        raise Snooze(0)  # the second run is attempt 1 again: a snooze spends none
+    if how == "retry" and context.attempt == 1:
+        raise Retry(0)
+    return how
