@@ -5,6 +5,8 @@ import os
 import tempfile
 from pathlib import Path
 
+import django
+
 BASE_DIR = Path(__file__).resolve().parent
 SECRET_KEY = "django_jobs-tests"
 DEBUG = False
@@ -132,6 +134,14 @@ JOBS = {
 
 # The django.tasks backend (Django 6, or the django-tasks backport on Django 5.2).
 TASKS = {"default": {"BACKEND": "django_jobs.tasks.JobsBackend"}}
+if django.VERSION[:2] == (6, 0):
+    # Django 6.0's @task passes no options to the backend: the documented way there.
+    TASKS["default"]["OPTIONS"] = {
+        "TASKS": {
+            "tests.testapp.tasks.crashes_once_only": {"MAX_ATTEMPTS": 1},
+            "tests.testapp.tasks.overruns": {"MAX_ATTEMPTS": 1, "TIMEOUT": 1},
+        }
+    }
 
 LOGGING = {
     "version": 1,

@@ -26,9 +26,9 @@ from ..registry import TASK_PREFIX
 EMPTY = "-"  # the admin's own empty value
 ERROR_LINE_CHARS = 80
 
-#: Django 6.0 turned the admin's breadcrumbs from a ``<div>`` with ``›`` between links into
+#: Django 6.1 turned the admin's breadcrumbs from a ``<div>`` with ``›`` between links into
 #: an ``<ol>`` of ``<li>``, and styles only ``ol.breadcrumbs``: each version needs its own.
-BREADCRUMBS_AS_LIST = django.VERSION >= (6, 0)
+BREADCRUMBS_AS_LIST = django.VERSION >= (6, 1)
 
 
 def local(value: datetime) -> datetime:

@@ -1,6 +1,6 @@
 """The jobs admin's own pages draw their breadcrumbs as Django's own pages do, per version.
 
-Django 6.0 moved from ``<div class="breadcrumbs">`` (links separated by ›) to
+Django 6.1 moved from ``<div class="breadcrumbs">`` (links separated by ›) to
 ``<ol class="breadcrumbs">`` of ``<li>``, and its CSS styles only the markup of its
 version. The job list is Django's own template: its breadcrumbs are the reference.
 """

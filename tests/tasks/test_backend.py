@@ -255,8 +255,8 @@ def test_takes_context_gets_the_attempt_being_run_and_its_own_result():
 
 
 def test_task_options_max_attempts_from_the_decorator_and_from_options():
-    own = tasks.crashes_once_only  # @task(max_attempts=1)
-    assert own.max_attempts == 1
+    own = tasks.crashes_once_only  # @task(max_attempts=1); Django 6.0: OPTIONS["TASKS"]
+    assert own.max_attempts == (1 if tasks.task_with is tasks.task else None)
     row = Job.objects.get(pk=int(own.enqueue("x").id))
     assert row.meta["max_attempts"] == 1
     row.delete()  # it would sleep for a minute
