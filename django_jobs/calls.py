@@ -22,6 +22,7 @@ from . import clock
 from .conf import jobs_settings
 from .exceptions import NotSerializable, UnknownQueue
 from .models import Job
+from .signals import enqueued, job_enqueued
 from .storage import NewJob, get_storage
 from .unique import DEFAULT_RULE, key_for, per_call_key
 
@@ -289,10 +290,12 @@ def _insert(alias: str, rows: list[NewJob], jobs: list[Job]) -> None:
     now = jobs[0].created_at if jobs else clock.now()
     if any(row.unique_key is not None for row in rows):
         _insert_unique(storage, alias, rows, jobs, now)
-        return
-    # Several INSERT statements must stand or fall together: nothing half-stored.
-    with storage.atomic_if(len(rows) > 1000):
-        _insert_chunks(storage, alias, rows, jobs, now)
+    else:
+        # Several INSERT statements must stand or fall together: nothing half-stored.
+        with storage.atomic_if(len(rows) > 1000):
+            _insert_chunks(storage, alias, rows, jobs, now)
+    if job_enqueued.receivers:
+        enqueued(jobs, alias)
 
 
 def _insert_unique(storage, alias: str, rows: list[NewJob], jobs: list[Job], now) -> None:

@@ -26,6 +26,7 @@ from . import clock
 from .conf import jobs_settings
 from .exceptions import JobNotFound, JobsError
 from .models import Job, JobStatus
+from .signals import cancelled_waiting
 from .storage import get_storage
 
 logger = logging.getLogger("django_jobs.cancelling")
@@ -92,6 +93,7 @@ def cancel(
     for _ in range(ROUNDS):
         now = clock.now()
         if storage.cancel_waiting(job_id, describe(by, reason), now):
+            cancelled_waiting(storage.alias, job_id)
             return _result(storage.alias, job_id, CANCELLED, True, by, reason)
         if storage.request_cancel(job_id, describe(by, reason, running=True), now):
             return _result(storage.alias, job_id, STOPPING, True, by, reason)

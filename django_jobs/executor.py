@@ -15,7 +15,7 @@ from typing import Any
 
 from django.db import connections
 
-from . import backoff, clock, exceptions, registry
+from . import backoff, clock, exceptions, registry, signals
 from .backoff import attempts_spent
 from .conf import jobs_settings
 from .context import JobContext
@@ -53,8 +53,8 @@ class Call:
     """A claimed job made ready to run: its definition, arguments and context."""
 
     __slots__ = (
-        "claimed", "definition", "args", "kwargs", "context", "problem",
-        "claimed_at", "started", "started_at", "result", "cancel_seen",
+        "claimed", "definition", "args", "kwargs", "context", "problem", "problem_error",
+        "claimed_at", "started", "started_at", "result", "cancel_seen", "_info",
     )  # fmt: skip
 
     def __init__(self, claimed: ClaimedJob, context_factory: Callable[..., JobContext]):
@@ -62,6 +62,9 @@ class Call:
         self.definition = None
         self.context = None
         self.problem: str | None = None
+        #: The exception behind ``problem`` (what the signals report), when there is one.
+        self.problem_error: BaseException | None = None
+        self._info: signals.JobInfo | None = None
         #: monotonic times of the claim and the start; the start as ``time.time()``
         self.claimed_at = 0.0
         self.started = 0.0
@@ -76,6 +79,7 @@ class Call:
             definition = registry.definition_for(claimed)
         except (JobNotRegistered, TaskNotAllowed, TaskNotFound) as exc:
             self.problem = f"{type(exc).__name__}: {exc}"
+            self.problem_error = exc
             return
         args, kwargs = claimed.args, claimed.kwargs
         if not isinstance(args, list) or not isinstance(kwargs, dict):
@@ -88,12 +92,19 @@ class Call:
             definition.check_arguments(args, kwargs)
         except TypeError as exc:
             self.problem = f"TypeError: {exc} (the stored arguments no longer fit the function)"
+            self.problem_error = exc
             return
         self.definition = definition
         if definition.takes_context:
             self.context = context_factory(claimed, definition)
             args = [self.context, *args]
         self.args, self.kwargs = args, kwargs
+
+    def info(self) -> signals.JobInfo:
+        """The job as signals and hooks see it (built once, only when one needs it)."""
+        if self._info is None:
+            self._info = signals.JobInfo.of_claimed(self.claimed)
+        return self._info
 
     @property
     def is_async(self) -> bool:
@@ -105,9 +116,15 @@ class Call:
 
 
 def run_sync(call: Call) -> BaseException | None:
-    """Run a sync job in this thread; the exception it raised, or None."""
+    """Run a sync job in this thread, with its hooks; the exception it raised, or None."""
     if call.problem is not None:
         return None
+    hooks = call.definition.hooks
+    if signals.job_started.receivers:
+        signals.send(signals.job_started, call.claimed.name, job=call.info())
+    if hooks is not None:
+        hooks.run("before_perform", call.claimed.name, call.info())
+    error: BaseException | None = None
     try:
         result = call.definition.func(*call.args, **call.kwargs)
         if inspect.isawaitable(result):  # a sync function that returned a coroutine
@@ -116,26 +133,51 @@ def run_sync(call: Call) -> BaseException | None:
     except Interrupted:
         raise
     except Exception as exc:
-        return exc
+        error = exc
     except BaseException as exc:  # SystemExit and the like from a job must not stop us
         if isinstance(exc, KeyboardInterrupt):
             raise
-        return exc
+        error = exc
     finally:
         tidy_connections()
-    return None
+    if hooks is not None:
+        after_perform(call, error)
+        tidy_connections()
+    return error
+
+
+def after_perform(call: Call, error: BaseException | None) -> None:
+    """The hooks that follow an attempt: after_perform, then on_success or on_failure."""
+    hooks, name, info = call.definition.hooks, call.claimed.name, call.info()
+    hooks.run("after_perform", name, info)
+    if error is None:
+        hooks.run("on_success", name, info, call.result)
+    elif not isinstance(error, Snooze):
+        hooks.run("on_failure", name, info, error)
 
 
 async def run_async(call: Call) -> BaseException | None:
     if call.problem is not None:
         return None
+    hooks, name = call.definition.hooks, call.claimed.name
+    if signals.job_started.receivers:
+        await signals.asend(signals.job_started, name, job=call.info())
+    if hooks is not None:
+        await hooks.arun("before_perform", name, call.info())
+    error: BaseException | None = None
     try:
         call.result = await call.definition.func(*call.args, **call.kwargs)
     except BaseException as exc:
         # CancelledError raised by the job (or anything else) is the job's error: the
         # worker never cancels a job's task, so it cannot be a request to stop.
-        return exc
-    return None
+        error = exc
+    if hooks is not None:
+        await hooks.arun("after_perform", name, call.info())
+        if error is None:
+            await hooks.arun("on_success", name, call.info(), call.result)
+        elif not isinstance(error, Snooze):
+            await hooks.arun("on_failure", name, call.info(), error)
+    return error
 
 
 async def _await(awaitable: Any) -> Any:
@@ -144,6 +186,20 @@ async def _await(awaitable: Any) -> Any:
 
 def outcome_of(call: Call, error: BaseException | None) -> Outcome:
     """Turn a finished call into the outcome to record, and log it."""
+    outcome = _decide(call, error)
+    # What the outcome signals report (django_jobs.signals): references, nothing built.
+    outcome.duration = time.monotonic() - call.started
+    outcome.result = call.result
+    if outcome.exception is not None:
+        pass  # a ResultNotSerializable made from the job's return value
+    elif error is not None:
+        outcome.exception = error
+    elif call.problem is not None:
+        outcome.exception = call.problem_error or exceptions.JobsError(call.problem)
+    return outcome
+
+
+def _decide(call: Call, error: BaseException | None) -> Outcome:
     claimed = call.claimed
     elapsed_ms = (time.monotonic() - call.started) * 1000
     if call.cancel_seen is not None:
@@ -195,6 +251,7 @@ def outcome_of(call: Call, error: BaseException | None) -> Outcome:
         error_class=error_class, final=isinstance(error, ResultNotSerializable),
     )  # fmt: skip
     outcome.started_at = call.started_at
+    outcome.exception = error
     return outcome
 
 

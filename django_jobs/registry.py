@@ -13,8 +13,10 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import autodiscover_modules
 
+from . import signals
 from .backoff import resolve as resolve_backoff
 from .exceptions import JobNotRegistered, TaskNotAllowed
+from .hooks import checked as checked_hooks
 from .unique import DEFAULT_RULE, per_call_key
 from .unique import rule as unique_rule
 
@@ -72,6 +74,10 @@ class JobDefinition(Generic[P, R]):
         backoff: Any = None,
         retry_on: Any = (),
         discard_on: Any = (),
+        before_perform: Callable[..., Any] | None = None,
+        after_perform: Callable[..., Any] | None = None,
+        on_success: Callable[..., Any] | None = None,
+        on_failure: Callable[..., Any] | None = None,
     ) -> None:
         if not callable(func):
             raise TypeError(f"@job decorates a function, not {type(func).__name__}")
@@ -104,6 +110,11 @@ class JobDefinition(Generic[P, R]):
         self.backoff = resolve_backoff(backoff, self.name)
         self.retry_on = _exception_classes(retry_on, "retry_on", self.name)
         self.discard_on = _exception_classes(discard_on, "discard_on", self.name)
+        #: ``django_jobs.hooks.Hooks``, None for a job that declares none (most).
+        self.hooks = checked_hooks(
+            self.name, self.is_async, before_perform=before_perform,
+            after_perform=after_perform, on_success=on_success, on_failure=on_failure,
+        )  # fmt: skip
         functools.update_wrapper(self, func)  # type: ignore[arg-type]
 
     def _check_cron(self, cron: Any) -> None:
@@ -253,6 +264,10 @@ def job(
     backoff: Any = ...,
     retry_on: Any = ...,
     discard_on: Any = ...,
+    before_perform: Callable[..., Any] | None = ...,
+    after_perform: Callable[..., Any] | None = ...,
+    on_success: Callable[..., Any] | None = ...,
+    on_failure: Callable[..., Any] | None = ...,
 ) -> Callable[[Callable[P, R]], JobDefinition[P, R]]: ...
 
 
@@ -297,6 +312,14 @@ def get(name: str) -> JobDefinition[Any, Any]:
         return _registry[name]
     except KeyError:
         raise JobNotRegistered(name) from None
+
+
+def find(name: str) -> JobDefinition[Any, Any] | None:
+    """The registered job called ``name``, or None (no copy of the registry is made)."""
+    return _registry.get(name)
+
+
+signals.definition_of = find
 
 
 def use_task_definitions(factory: Callable[[Any], JobDefinition[Any, Any]]) -> None:

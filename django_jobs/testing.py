@@ -26,11 +26,11 @@ from asgiref.sync import async_to_sync
 from django.db import DatabaseError, connections, transaction
 from django.db.models import Max, QuerySet
 
-from . import clock
+from . import clock, signals
 from .conf import jobs_settings
 from .context import JobContext
 from .exceptions import UnknownQueue
-from .executor import Call, outcome_of
+from .executor import Call, after_perform, outcome_of
 from .models import Job
 from .pausing import claim_filter
 from .registry import JobDefinition
@@ -203,7 +203,7 @@ class _Runner:
             call.context.deadline = call.started + call.timeout
         error = None if call.problem is not None else _invoke(call)
         outcome = outcome_of(call, error)
-        self.storage.record([outcome], clock.now())
+        signals.record(self.storage, [outcome], clock.now(), at_commit=False)
         if outcome.kind == OUTCOME_SNOOZE:
             result.snoozed += 1
             return
@@ -237,6 +237,11 @@ def _invoke(call: Call) -> BaseException | None:
         if conn.in_atomic_block
     ]
     error: BaseException | None = None
+    hooks = call.definition.hooks
+    if signals.job_started.receivers:
+        signals.send(signals.job_started, call.claimed.name, job=call.info())
+    if hooks is not None:
+        hooks.run("before_perform", call.claimed.name, call.info())
     try:
         value = call.definition.func(*call.args, **call.kwargs)
         if inspect.isawaitable(value):
@@ -250,6 +255,8 @@ def _invoke(call: Call) -> BaseException | None:
         error = exc
     for alias, savepoint in reversed(savepoints):
         _settle(alias, savepoint)
+    if hooks is not None:
+        after_perform(call, error)
     return error
 
 

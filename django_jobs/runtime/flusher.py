@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from django.db import DatabaseError, InterfaceError, connections
 
-from .. import clock
+from .. import clock, signals
 from ..storage import bound_lock_waits
 
 if TYPE_CHECKING:
@@ -72,7 +72,7 @@ class Flusher(threading.Thread):
         if not stale:
             return
         try:
-            worker.storage.release([call.claimed for call in stale], clock.now())
+            signals.release(worker.storage, [call.claimed for call in stale], clock.now())
         except BaseException:
             worker.ledger.put_back(stale)
             raise

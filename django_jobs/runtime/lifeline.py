@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from .. import clock
+from .. import clock, signals
 from ..conf import jobs_settings
+from ..exceptions import JobTimeout, WorkerLost
 from ..executor import errored
 from ..models import Worker
 from ..storage import HeldRow, Outcome, get_storage
@@ -69,6 +70,7 @@ def recover_worker_jobs(identity: str, how: str = "") -> int:
 def settle(rows: Iterable[HeldRow], live: set[str], how: str = "") -> int:
     """Give back the rows that never started; charge the started ones an attempt."""
     unstarted, outcomes = [], []
+    now = clock.now()
     for row in rows:
         if row.started_at is None:
             unstarted.append(row.job)
@@ -85,11 +87,14 @@ def settle(rows: Iterable[HeldRow], live: set[str], how: str = "") -> int:
                 reason += f" ({how})"
         outcome: Outcome = errored(row.job, reason)
         outcome.started_at = row.started_at
+        # For the signals: what the attempt "raised", and how long it ran before this.
+        kind = JobTimeout if row.locked_by in live else WorkerLost
+        outcome.exception = kind(reason.removeprefix("JobTimeout: "))
+        outcome.duration = _seconds_since(row.started_at, now)
         outcomes.append(outcome)
     storage = get_storage()
-    now = clock.now()
-    given_back = storage.release(unstarted, now) if unstarted else 0
-    charged = storage.record(outcomes, now) if outcomes else 0
+    given_back = signals.release(storage, unstarted, now) if unstarted else 0
+    charged = signals.record(storage, outcomes, now) if outcomes else 0
     if given_back:
         logger.info("[jobs] gave back %s job(s) a dead worker held but never started", given_back)
     for outcome in outcomes:
@@ -98,3 +103,10 @@ def settle(rows: Iterable[HeldRow], live: set[str], how: str = "") -> int:
             outcome.job.name, outcome.job.id, outcome.error.splitlines()[0],
         )  # fmt: skip
     return given_back + charged
+
+
+def _seconds_since(started_at: datetime, now: datetime) -> float | None:
+    try:
+        return max((now - started_at).total_seconds(), 0.0)
+    except TypeError:  # an aware and a naive datetime (USE_TZ changed under a live row)
+        return None

@@ -245,6 +245,7 @@ class Supervisor:
 
     def _cleanup(self, slot: Slot, pid: int, how: str) -> None:
         """Free what a dead worker held: its jobs at once, and its worker row."""
+        from .. import signals
         from ..models import Worker
         from ..storage import get_storage
         from .lifeline import recover_worker_jobs
@@ -254,7 +255,8 @@ class Supervisor:
         try:
             if slot.killed_because == "stopped at once":
                 storage = get_storage()
-                storage.release([row.job for row in storage.held_by(identity)], clock.now())
+                jobs = [row.job for row in storage.held_by(identity)]
+                signals.release(storage, jobs, clock.now())
             else:
                 recover_worker_jobs(identity, how)
             Worker.objects.using(alias).filter(identity=identity, pid=pid).delete()

@@ -14,12 +14,14 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from typing import TYPE_CHECKING
 
 from django.db import connections
 
-from .. import clock
+from .. import clock, signals
 from ..conf import jobs_settings
+from ..exceptions import JobTimeout
 from ..executor import Call, cancelled_outcome, errored
 from ..storage import LOCK_WAIT, Outcome, bound_lock_waits
 from .heartbeat import deregister
@@ -62,6 +64,7 @@ class Watchdog(threading.Thread):
         )  # fmt: skip
         timed_out = errored(call.claimed, f"JobTimeout: timed out after {limit:g} s")
         timed_out.started_at = call.started_at
+        timed_out.exception = JobTimeout(f"timed out after {limit:g} s")
         self._end_process(call, timed_out, EXIT_TIMEOUT)
 
     def _stop_cancelled(self, call: Call, grace: float) -> None:
@@ -87,7 +90,7 @@ class Watchdog(threading.Thread):
             ledger.take_call(call)
             others = ledger.take_pending() + ledger.take_running()
             storage = worker.storage
-            storage.release(others, clock.now())
+            signals.release(storage, others, clock.now())
             # A flush in progress elsewhere may be stuck on the job's lock: do not wait.
             locked = worker.flush_lock.acquire(timeout=LOCK_WAIT)
             try:
@@ -95,7 +98,8 @@ class Watchdog(threading.Thread):
             finally:
                 if locked:
                     worker.flush_lock.release()
-            storage.record([*outcomes, outcome], clock.now())
+            outcome.duration = time.monotonic() - call.started
+            signals.record(storage, [*outcomes, outcome], clock.now())
 
             deregister(worker.identity)
         except Exception:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 from django.db import DatabaseError, InterfaceError, connections
 
-from .. import clock
+from .. import clock, signals
 from ..conf import WorkerGroup, jobs_settings
 from ..context import JobContext
 from ..executor import Call, Interrupted, outcome_of, run_sync
@@ -186,7 +186,7 @@ class Worker:
 
     def _give_back(self, jobs: list[ClaimedJob]) -> None:
         if jobs:
-            self.storage.release(jobs, clock.now())
+            signals.release(self.storage, jobs, clock.now())
 
     # -- the loop --------------------------------------------------------------------
 
@@ -348,7 +348,9 @@ class Worker:
         return call.timeout or self.group.max_runtime
 
     def flush(self) -> None:
-        """Write the starts and outcomes not written yet, in one batch."""
+        """Write the starts and outcomes not written yet, in one batch; then send the
+        outcome signals of what was written (outside the lock: receivers may be slow)."""
+        report = signals.listening()
         with self.flush_lock:
             writes = self.ledger.take_writes(self.time_limit)
             if not writes:
@@ -361,12 +363,16 @@ class Worker:
                 now = clock.now()
                 if writes.marks:
                     self.storage.mark_started(writes.marks, now)
-                if writes.outcomes:
+                if writes.outcomes and report:
+                    self.storage.record(writes.outcomes, now, report=True)
+                elif writes.outcomes:
                     self.storage.record(writes.outcomes, now)
             except BaseException:
                 self.ledger.restore(writes)
                 raise
         self.db_suspect = False
+        if report and writes.outcomes:
+            signals.ended(writes.outcomes)
 
     def _wait_for_running(self) -> None:
         timeout = FLUSH_INTERVAL if self.ledger.unwritten_for() else 1.0
@@ -410,7 +416,7 @@ class Worker:
         waiting = self.ledger.take_pending_ids(ids)
         if waiting:
             try:
-                self.storage.release([call.claimed for call in waiting], clock.now())
+                signals.release(self.storage, [call.claimed for call in waiting], clock.now())
             except BaseException:
                 self.ledger.put_back(waiting)
                 raise

@@ -278,17 +278,22 @@ class Storage:
 
     # -- outcomes ----------------------------------------------------------------------
 
-    def record(self, outcomes: Iterable[Outcome], now: datetime) -> int:
+    def record(self, outcomes: Iterable[Outcome], now: datetime, report: bool = False) -> int:
         """Write outcomes; returns how many rows were still under their claim and changed.
 
         ``DELETE_SUCCESSFUL_JOBS`` / ``DELETE_FAILED_JOBS`` come from the policy of each
         job's queue (``JobsSettings.group_for_queue``), whichever worker ran it.
+
+        With ``report``, each outcome's ``ended`` says what the database recorded: its
+        kind, ``cancelled`` for a row whose cancellation was asked for, or "" when its
+        claim had been taken away (see :mod:`django_jobs.signals`).
         """
         groups: dict[str, Any] = {}
-        deletes: list[ClaimedJob] = []
-        updates: list[tuple[str, list[Any]]] = []
+        deletes: list[Outcome] = []
+        #: (assignments, parameters, outcome) of each outcome that is an UPDATE.
+        updates: list[tuple[str, list[Any], Outcome]] = []
         #: Statements that must run before the deletes (see the failure branch).
-        first: list[tuple[str, list[Any]]] = []
+        first: list[tuple[str, list[Any], Outcome]] = []
         at = self.adapt(now)
         done = "locked_at = NULL, locked_by = NULL, claim_token = NULL, expires_at = NULL"
         for outcome in outcomes:
@@ -301,7 +306,7 @@ class Storage:
                 and group.delete_successful_jobs
                 and not outcome.keep
             ):
-                deletes.append(job)  # the hot path: nothing else to prepare
+                deletes.append(outcome)  # the hot path: nothing else to prepare
                 continue
             guard = [job.id, job.token]
             # Set for every job that leaves its unique rule's states, with a key or not
@@ -354,9 +359,10 @@ class Storage:
                         f"UPDATE {self.table} SET {assignments} WHERE id = %s"
                         " AND claim_token = %s AND cancelled_at IS NOT NULL",
                         params + guard,
+                        outcome,
                     )
                 )
-                deletes.append(job)
+                deletes.append(outcome)
                 continue
             else:
                 kept_key = "NULL" if outcome.clear_unique else "unique_key"
@@ -370,8 +376,70 @@ class Storage:
                         _late_error(outcome.error), at, *guard,
                     ],
                 )  # fmt: skip
-            updates.append(self._with_result(outcome, *update, now) if outcome.keep else update)
-        return self._write(first + self._statements(deletes, updates))
+            update = self._with_result(outcome, *update, now) if outcome.keep else update
+            updates.append((*update, outcome))
+        if not report:
+            statements = [(sql, params) for sql, params, _ in first]
+            return self._write(statements + self._statements(deletes, updates))
+        return self._record_reporting(first, deletes, updates)
+
+    def _record_reporting(
+        self,
+        first: list[tuple[str, list[Any], Outcome]],
+        deletes: list[Outcome],
+        updates: list[tuple[str, list[Any], Outcome]],
+    ) -> int:
+        """``record``'s statements, setting each outcome's ``ended`` from what they changed.
+
+        An UPDATE names one row, so its row count says whether the claim still held. A
+        retry, snooze or kept failure of a row whose cancellation was asked for ended it
+        cancelled: read back in the same transaction, where no other writer can touch
+        the rows. A DELETE covers many rows: when it deleted fewer than it named (a claim
+        taken away, which is rare), the rows still there are the ones it did not delete.
+        """
+        statements = [(sql, params) for sql, params, _ in first]
+        statements += self._statements(deletes, updates)
+        errored = [o for _, _, o in updates if o.kind not in _PLAIN_ENDS]
+        with self.atomic_if(len(statements) > 1 or bool(errored)):
+            with self.connection.cursor() as cursor:
+                counts = []
+                for sql, params in statements:
+                    cursor.execute(sql, params)
+                    counts.append(max(cursor.rowcount, 0))
+                kept_cancelled = {o.job.id for (*_, o), n in zip(first, counts, strict=False) if n}
+                for outcome in deletes:
+                    outcome.ended = outcome.kind
+                by_id = {outcome.job.id: outcome for outcome in deletes}
+                done = len(first)
+                for _, ids in _delete_chunks(deletes):
+                    expected = sum(1 for job_id in ids if job_id not in kept_cancelled)
+                    if counts[done] < expected:
+                        for job_id in self._among(cursor, ids):
+                            by_id[job_id].ended = ""
+                    done += 1
+                for job_id in kept_cancelled:
+                    by_id[job_id].ended = OUTCOME_CANCELLED
+                for (*_, outcome), count in zip(updates, counts[done:], strict=True):
+                    outcome.ended = outcome.kind if count else ""
+                written = {o.job.id: o for o in errored if o.ended}
+                if written:
+                    for job_id in self._among(cursor, list(written), "cancelled_at IS NOT NULL"):
+                        written[job_id].ended = OUTCOME_CANCELLED
+        return sum(counts)
+
+    def _among(
+        self, cursor: Any, ids: list[int], condition: str = "", params: Sequence[Any] = ()
+    ) -> list[int]:
+        """Which of ``ids`` exist (and meet ``condition``, with ``params``), on ``cursor``."""
+        found: list[int] = []
+        where = f" AND {condition}" if condition else ""
+        for chunk in _chunks(ids, 500):
+            marks = ", ".join(["%s"] * len(chunk))
+            cursor.execute(
+                f"SELECT id FROM {self.table} WHERE id IN ({marks}){where}", [*chunk, *params]
+            )
+            found += [row[0] for row in cursor.fetchall()]
+        return found
 
     def _cancelled_set(self, outcome: Outcome, at: Any, note: str) -> tuple[str, list[Any]]:
         """The assignments that record a running job as cancelled, and their parameters."""
@@ -434,19 +502,18 @@ class Storage:
         return changed
 
     def _statements(
-        self, deletes: list[ClaimedJob], updates: list[tuple[str, list[Any]]]
+        self, deletes: list[Outcome], updates: list[tuple[str, list[Any], Outcome]]
     ) -> list[tuple[str, list[Any]]]:
         statements: list[tuple[str, list[Any]]] = []
-        for token, ids in _by_token(deletes):
-            for chunk in _chunks(ids, 500):
-                marks = ", ".join(["%s"] * len(chunk))
-                statements.append(
-                    (
-                        f"DELETE FROM {self.table} WHERE id IN ({marks}) AND claim_token = %s",
-                        [*chunk, token],
-                    )
+        for token, chunk in _delete_chunks(deletes):
+            marks = ", ".join(["%s"] * len(chunk))
+            statements.append(
+                (
+                    f"DELETE FROM {self.table} WHERE id IN ({marks}) AND claim_token = %s",
+                    [*chunk, token],
                 )
-        for assignments, params in updates:
+            )
+        for assignments, params, _ in updates:
             statements.append(
                 (
                     f"UPDATE {self.table} SET {assignments} WHERE id = %s AND claim_token = %s",
@@ -473,10 +540,17 @@ class Storage:
         ]
         return self._write(statements)
 
-    def release(self, jobs: Sequence[ClaimedJob], now: datetime) -> int:
+    def release(
+        self,
+        jobs: Sequence[ClaimedJob],
+        now: datetime,
+        cancelled: list[ClaimedJob] | None = None,
+    ) -> int:
         """Give claimed rows back unrun: the lock is cleared and the attempt refunded.
 
-        A row whose cancellation was asked for is not given back: it ends cancelled.
+        A row whose cancellation was asked for is not given back: it ends cancelled, and
+        is appended to ``cancelled`` when a list is passed (read back in the same
+        transaction: rows this call ended carry its ``updated_at``).
         """
         statements = []
         at = self.adapt(now)
@@ -493,7 +567,22 @@ class Storage:
                     [at, at, *ids, token],
                 )
             )
-        changed = self._write(statements)
+        if cancelled is None:
+            changed = self._write(statements)
+        else:
+            with self.atomic_if(True):
+                changed = self._write(statements)
+                if changed:
+                    with self.connection.cursor() as cursor:
+                        ended = set(
+                            self._among(
+                                cursor, [job.id for job in jobs],
+                                "cancelled_at IS NOT NULL AND failed_at IS NOT NULL"
+                                " AND updated_at = %s",
+                                [at],
+                            )
+                        )  # fmt: skip
+                    cancelled += [job for job in jobs if job.id in ended]
         if changed:
             # Idle workers elsewhere can run them now, not at their next poll.
             self.wake_workers({job.queue for job in jobs})
@@ -656,6 +745,17 @@ def _by_token(jobs: Iterable[ClaimedJob]) -> list[tuple[int, list[int]]]:
     for job in jobs:
         groups.setdefault(job.token, []).append(job.id)
     return list(groups.items())
+
+
+def _delete_chunks(deletes: list[Outcome]) -> Iterable[tuple[int, list[int]]]:
+    """(token, ids) of each DELETE that records ``deletes``: one per claim, 500 ids at most."""
+    for token, ids in _by_token(outcome.job for outcome in deletes):
+        for chunk in _chunks(ids, 500):
+            yield token, chunk
+
+
+#: Outcomes a row whose cancellation was asked for keeps as they are.
+_PLAIN_ENDS = frozenset({OUTCOME_SUCCEEDED, OUTCOME_CANCELLED})
 
 
 def _chunks(items: list[int], size: int) -> Iterable[list[int]]:

@@ -96,6 +96,14 @@ class Outcome:
     #: Set ``unique_key`` to NULL with this outcome: the job leaves the states its
     #: unique rule counts (``django_jobs.unique.clears_unique_key``).
     clear_unique: bool = False
+    #: What the database recorded, set by ``record(..., report=True)``: the kind,
+    #: ``cancelled`` (its cancellation was asked for), or "" (its claim was taken away).
+    ended: str = ""
+    #: For ``django_jobs.signals``: the attempt's exception, its length in seconds
+    #: (None when unknown) and the job's return value.
+    exception: BaseException | None = None
+    duration: float | None = None
+    result: Any = None
 
 
 @dataclass(frozen=True, slots=True)

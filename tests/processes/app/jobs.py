@@ -77,3 +77,7 @@ def outlives_max_runtime(key, seconds=8.0):
 def tick(context, key):
     """A recurring job: records which job row ran, so a test can count runs per tick."""
     Execution.objects.create(key=key, job_id=context.job_id, pid=os.getpid(), started=time.time())
+
+
+# Jobs with hooks, and signal receivers (connected in workers started to observe them).
+from tests.processes.app import observed  # noqa: E402, F401
