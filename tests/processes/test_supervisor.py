@@ -59,7 +59,9 @@ def test_a_job_that_crashes_its_process_runs_again_in_a_fresh_worker(jobs_cmd, h
     try:
         job = later(jobs.crash, [how], {"how": how})
         jobs_cmd("jobs", "work", workers=[group(**KEEP)], heartbeat=T)
-        wait_until(lambda: ran(how), timeout=2 * T, what="the job to run again and succeed")
+        # No time bound is promised here (the supervisor records the death at once, then the
+        # retry's back-off and a fresh process's start): a generous deadline for a loaded box.
+        wait_until(lambda: ran(how), timeout=30, what="the job to run again and succeed")
     finally:
         import resource
 
