@@ -5,6 +5,7 @@
 #   DBS          databases `make test` runs against        (default: sqlite)
 #   DJANGO       pip requirement for Django in this venv   (e.g. 'Django>=6.1,<6.2')
 #   PYTEST_ARGS  extra pytest arguments
+#   TEST_PARALLEL   1: `make test` runs the DBS at once      (default: one after another)
 #   WAGTAIL_VENV    virtualenv of `make wagtail`            (default: integration/wagtail/.venv)
 #   WAGTAIL_DJANGO  pip requirement for Django in it        (default: 'Django>=6.1,<6.2')
 #   WAGTAIL_DB      its database: sqlite or postgres        (default: sqlite)
@@ -70,11 +71,25 @@ example: install
 	cd example_project && $(PY) manage.py demo
 
 # One pytest run per database; the first failing database stops the run with its status.
+# TEST_PARALLEL=1 runs the databases at once, each into a log printed whole when all are
+# done (CI: process tests spend most of their time waiting on workers, not on the CPU).
 test: dev
+ifeq ($(TEST_PARALLEL),1)
+	@logs=$$(mktemp -d); \
+	for db in $(DBS); do \
+		(DJANGO_JOBS_DB=$$db $(PY) -m pytest -m "not browser" -p no:cacheprovider $(PYTEST_ARGS) \
+			>"$$logs/$$db.log" 2>&1; echo $$? >"$$logs/$$db.rc") & \
+	done; wait; status=0; \
+	for db in $(DBS); do \
+		echo "== pytest on $$db ($$($(PY) -c 'import django; print("Django", django.get_version())'))"; \
+		cat "$$logs/$$db.log"; rc=$$(cat "$$logs/$$db.rc"); [ "$$rc" = 0 ] || status=$$rc; \
+	done; rm -rf "$$logs"; exit $$status
+else
 	@set -e; for db in $(DBS); do \
 		echo "== pytest on $$db ($$($(PY) -c 'import django; print("Django", django.get_version())'))"; \
 		DJANGO_JOBS_DB=$$db $(PY) -m pytest -m "not browser" $(PYTEST_ARGS); \
 	done
+endif
 
 lint: dev
 	$(RUFF) check .
