@@ -345,3 +345,31 @@ def python_env(**extra: str) -> dict:
 
 def this_python() -> str:
     return sys.executable
+
+
+def drop_spans() -> None:
+    """An OpenTelemetry SDK tracer provider that records every span and exports none:
+    the cost of tracing without an exporter's own."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+
+    class Dropped(SpanExporter):
+        def export(self, spans):
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(Dropped()))
+    trace.set_tracer_provider(provider)
+
+
+def request_span():
+    """A span around the enqueue loop when BENCH_OBSERVE is "traced" (a request that
+    enqueues), else nothing."""
+    import contextlib
+
+    if os.environ.get("BENCH_OBSERVE") != "traced":
+        return contextlib.nullcontext()
+    from opentelemetry import trace
+
+    return trace.get_tracer("bench").start_as_current_span("request")

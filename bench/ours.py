@@ -71,6 +71,11 @@ def enqueue(args) -> dict:
 
     noop = jobs_module().noop
     n = args.jobs
+    with lib.request_span():
+        return _enqueue(args, later, later_many, noop, n)
+
+
+def _enqueue(args, later, later_many, noop, n: int) -> dict:
     if args.scenario == "enqueue":
         start = time.perf_counter()
         for i in range(n):
@@ -98,7 +103,8 @@ def drain(args) -> dict:
         add_extra_rows(args.engine)
     jobs = jobs_module()
     definition = {"noop": jobs.noop, "sleep": jobs.sleep10, "async": jobs.asleep10}[args.kind]
-    fill(definition, args.jobs)
+    with lib.request_span():
+        fill(definition, args.jobs)
     conn = lib.connect(args.engine, args.db)
     env = worker_env(args)
     log = f"/tmp/bench_ours_{args.engine}"

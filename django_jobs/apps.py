@@ -10,12 +10,14 @@ class JobsConfig(AppConfig):
 
     def ready(self) -> None:
         from . import cancelling, checks  # noqa: F401  (Job.cancel; registers the checks)
+        from .metrics import receivers
         from .registry import autodiscover, use_task_definitions
         from .storage import configure_new_connection
 
         connection_created.connect(configure_new_connection, dispatch_uid="django_jobs")
         use_task_definitions(_task_definition)
         autodiscover()
+        receivers.sync()  # counters, when JOBS["METRICS"] is set
 
 
 def _task_definition(claimed):

@@ -37,6 +37,18 @@ TOP_DEFAULTS: dict[str, Any] = {
     # stopped (and replaced); 0 stops it at once.
     "CANCEL_GRACE": 5,
     "MAX_SNOOZES": 100,  # times one job may Snooze before it fails
+    # Prometheus metrics (django_jobs.metrics): None is off; a dict turns counting on,
+    # with METRICS_DEFAULTS for its keys.
+    "METRICS": None,
+    # OpenTelemetry (django_jobs.tracing), when opentelemetry-api is installed.
+    "TRACING": True,
+}
+
+#: Keys of ``settings.JOBS["METRICS"]`` and their defaults. PORT None: the supervisor
+#: serves no metrics (the view still does).
+METRICS_DEFAULTS: dict[str, Any] = {
+    "PORT": None,
+    "ADDRESS": "127.0.0.1",
 }
 
 #: Keys of ``settings.JOBS["PRUNE"]`` and their defaults (ages in seconds).
@@ -125,6 +137,14 @@ class PruneSettings:
 
 
 @dataclass(frozen=True)
+class MetricsSettings:
+    """``JOBS["METRICS"]``: counting is on; the supervisor serves them on ``port``."""
+
+    port: int | None = None
+    address: str = METRICS_DEFAULTS["ADDRESS"]
+
+
+@dataclass(frozen=True)
 class JobsSettings:
     database: str = "default"
     queues: tuple[str, ...] = ("default",)
@@ -141,6 +161,9 @@ class JobsSettings:
     task_modules: tuple[str, ...] = ()
     cancel_grace: float = 5
     max_snoozes: int = TOP_DEFAULTS["MAX_SNOOZES"]
+    #: None: no metrics are counted (``JOBS["METRICS"]`` unset).
+    metrics: MetricsSettings | None = None
+    tracing: bool = True
 
     @property
     def worker_rows_max_age(self) -> timedelta:
@@ -278,7 +301,24 @@ def parse(raw: dict[str, Any]) -> JobsSettings:
         task_modules=_names(raw.get("TASK_MODULES")),
         cancel_grace=_cancel_grace(raw.get("CANCEL_GRACE", TOP_DEFAULTS["CANCEL_GRACE"])),
         max_snoozes=max(0, _pick(raw, "MAX_SNOOZES", TOP_DEFAULTS, (int,))),
+        metrics=_metrics(raw.get("METRICS")),
+        tracing=raw.get("TRACING") is not False,
     )
+
+
+def _metrics(value: Any) -> MetricsSettings | None:
+    if not isinstance(value, dict):
+        return None
+    port = value.get("PORT")
+    address = value.get("ADDRESS")
+    return MetricsSettings(
+        port=port if _is_port(port) else None,
+        address=address if isinstance(address, str) and address else METRICS_DEFAULTS["ADDRESS"],
+    )
+
+
+def _is_port(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 65536
 
 
 def _names(value: Any) -> tuple[str, ...]:

@@ -15,7 +15,7 @@ from typing import Any
 
 from django.db import connections
 
-from . import backoff, clock, exceptions, registry, signals
+from . import backoff, clock, exceptions, registry, signals, tracing
 from .backoff import attempts_spent
 from .conf import jobs_settings
 from .context import JobContext
@@ -119,6 +119,12 @@ def run_sync(call: Call) -> BaseException | None:
     """Run a sync job in this thread, with its hooks; the exception it raised, or None."""
     if call.problem is not None:
         return None
+    if not tracing.enabled():
+        return _run_sync(call)
+    return tracing.run_traced(call.claimed, lambda: _run_sync(call))
+
+
+def _run_sync(call: Call) -> BaseException | None:
     hooks = call.definition.hooks
     if signals.job_started.receivers:
         signals.send(signals.job_started, call.claimed.name, job=call.info())
@@ -159,6 +165,15 @@ def after_perform(call: Call, error: BaseException | None) -> None:
 async def run_async(call: Call) -> BaseException | None:
     if call.problem is not None:
         return None
+    if not tracing.enabled():
+        return await _run_async(call)
+    with tracing.job_span(call.claimed) as ended:
+        error = await _run_async(call)
+        ended(error)
+    return error
+
+
+async def _run_async(call: Call) -> BaseException | None:
     hooks, name = call.definition.hooks, call.claimed.name
     if signals.job_started.receivers:
         await signals.asend(signals.job_started, name, job=call.info())

@@ -26,7 +26,7 @@ from asgiref.sync import async_to_sync
 from django.db import DatabaseError, connections, transaction
 from django.db.models import Max, QuerySet
 
-from . import clock, signals
+from . import clock, signals, tracing
 from .conf import jobs_settings
 from .context import JobContext
 from .exceptions import UnknownQueue
@@ -201,7 +201,7 @@ class _Runner:
         call.started_at = time.time()
         if call.context is not None and call.timeout:
             call.context.deadline = call.started + call.timeout
-        error = None if call.problem is not None else _invoke(call)
+        error = None if call.problem is not None else _traced(call)
         outcome = outcome_of(call, error)
         signals.record(self.storage, [outcome], clock.now(), at_commit=False)
         if outcome.kind == OUTCOME_SNOOZE:
@@ -223,6 +223,11 @@ class _Runner:
                 final=outcome.kind == OUTCOME_FAILED,
             )
         )
+
+
+def _traced(call: Call) -> BaseException | None:
+    """``_invoke`` in the job's span when tracing is on, as a worker runs it."""
+    return tracing.run_traced(call.claimed, lambda: _invoke(call))
 
 
 def _invoke(call: Call) -> BaseException | None:

@@ -7,6 +7,7 @@ line per job costs a few percent of no-op throughput.
 """
 
 import os
+import sys
 
 from bench.lib import MY, PG, sqlite_path
 
@@ -74,3 +75,21 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "loggers": {"django_jobs": {"handlers": ["console"], "level": "WARNING"}},
 }
+
+# BENCH_OBSERVE, for the cost of metrics and tracing (docs/performance.md): "" (default:
+# the packages as installed, nothing configured), "hidden" (as if prometheus-client and
+# opentelemetry were not installed), "traced" (an OpenTelemetry SDK provider whose spans
+# are dropped; bench/ours.py enqueues inside a span), "metrics" (JOBS["METRICS"] = {}).
+OBSERVE = os.environ.get("BENCH_OBSERVE", "")
+if OBSERVE == "hidden":
+    sys.modules["prometheus_client"] = None  # type: ignore[assignment]
+    sys.modules["opentelemetry"] = None  # type: ignore[assignment]
+elif OBSERVE == "traced":
+    from bench.lib import drop_spans
+
+    drop_spans()
+elif OBSERVE == "metrics":
+    # Counted as under a supervisor: workers write to a multiprocess directory.
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", "/tmp/bench_jobs_metrics")
+    os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+    JOBS["METRICS"] = {}

@@ -35,6 +35,7 @@ from django.db import DatabaseError, InterfaceError, connections
 from .. import clock
 from ..conf import WorkerGroup, jobs_settings
 from ..recurring.scheduler import SchedulerThread, refuse_invalid_schedules
+from .exporter import exporter_for_supervisor
 from .heartbeat import HOST, identity_for
 from .proctitle import (
     ENV_CONSOLE_LOG,
@@ -104,6 +105,8 @@ class Supervisor:
         self.env = child_env()
         self.env[ENV_SUPERVISOR] = str(os.getpid())
         self.env[ENV_CONSOLE_LOG] = LOG_DETACHED if os.environ.get(ENV_DETACHED) else "DEBUG"
+        #: Serves JOBS["METRICS"] on its PORT, adding up every worker's counters.
+        self.exporter = exporter_for_supervisor()
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -122,6 +125,8 @@ class Supervisor:
         # Recurring schedules are enqueued here, once per supervisor (not per worker), on
         # the scheduler thread's own connection; several supervisors never enqueue a tick
         # twice (see django_jobs.recurring.scheduler).
+        if self.exporter is not None and not self.exporter.start(self.env):
+            self.exporter = None
         scheduler = SchedulerThread()
         scheduler.start()
         try:
@@ -138,6 +143,8 @@ class Supervisor:
                 self._sleep()
         finally:
             scheduler.stop()
+            if self.exporter is not None:
+                self.exporter.stop()
             if hasattr(signal, "SIGCHLD"):
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             self._remove_pidfiles()
@@ -197,6 +204,8 @@ class Supervisor:
             lived = time.monotonic() - slot.started
             slot.process = None
             self._write_worker_pids()
+            if self.exporter is not None:
+                self.exporter.worker_exited(pid)
             self._after_exit(slot, pid, code, lived)
 
     def _after_exit(self, slot: Slot, pid: int, code: int, lived: float) -> None:

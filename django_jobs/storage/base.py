@@ -165,10 +165,12 @@ class Storage:
         )
 
     def _unique_insert_sql(self, row: NewJob, now: datetime) -> tuple[str, list[Any]]:
-        values, params = self._insert_values([row], now)
+        with_meta = row.meta is not None  # e.g. the caller's trace context
+        values, params = self._insert_values([row], now, with_meta)
         return (
             f"INSERT INTO {self.table} (name, args, kwargs, queue, priority, run_at, attempts,"
-            " last_error, progress_message, created_at, updated_at, unique_key)"
+            f" last_error, progress_message, created_at, updated_at{', meta' if with_meta else ''},"
+            " unique_key)"
             f" VALUES {values[:-1]}, %s)",
             [*params, row.unique_key],
         )

@@ -52,7 +52,7 @@ class PostgreSQLStorage(Storage):
             return sorted(row[0] for row in cursor.fetchall())
 
     def _insert_sql(self, rows: Sequence[NewJob], now: datetime) -> tuple[str, list]:
-        if len(rows) == 1 or not is_psycopg3 or has_meta(rows):
+        if len(rows) == 1 or not is_psycopg3:
             sql, params = super()._insert_sql(rows, now)
         else:
             sql, params = self._unnest_insert(rows, now)
@@ -89,17 +89,23 @@ class PostgreSQLStorage(Storage):
 
     def _unnest_insert(self, rows: Sequence[NewJob], now: datetime) -> tuple[str, list]:
         # Six array parameters instead of eight per row, sent in binary (%b): far less to
-        # build, send and parse. Only for a psycopg 3 cursor (see insert()).
+        # build, send and parse. Only for a psycopg 3 cursor (see insert()). A seventh
+        # for ``meta`` when a row has one (a traced later_many), NULL for the others.
+        with_meta = has_meta(rows)
+        column, value, array, alias = (
+            (", meta", ", m::jsonb", ", %b::text[]", ", m") if with_meta else ("", "", "", "")
+        )
         return (
             f"INSERT INTO {self.table} (name, args, kwargs, queue, priority, run_at, attempts,"
-            " last_error, progress_message, created_at, updated_at)"
-            " SELECT n, a::jsonb, k::jsonb, q, p, r, 0, '', '', %s, %s FROM unnest("
-            "%b::text[], %b::text[], %b::text[], %b::text[], %b::int[], %b::timestamptz[])"
-            " AS u(n, a, k, q, p, r) RETURNING id",
+            f" last_error, progress_message, created_at, updated_at{column})"
+            f" SELECT n, a::jsonb, k::jsonb, q, p, r, 0, '', '', %s, %s{value} FROM unnest("
+            "%b::text[], %b::text[], %b::text[], %b::text[], %b::int[], %b::timestamptz[]"
+            f"{array}) AS u(n, a, k, q, p, r{alias}) RETURNING id",
             [
                 now, now,
                 [r.name for r in rows], [r.args for r in rows], [r.kwargs for r in rows],
                 [r.queue for r in rows], [r.priority for r in rows], [r.run_at for r in rows],
+                *([[r.meta for r in rows]] if with_meta else []),
             ],
         )  # fmt: skip
 

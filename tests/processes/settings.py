@@ -5,6 +5,7 @@ DJANGO_JOBS_EXTRA_APPS (comma-separated) installs apps from a temporary director
 test can edit a job module without touching the repository.
 """
 
+import json
 import os
 
 from tests.settings import *  # noqa: F403
@@ -21,3 +22,12 @@ INSTALLED_APPS = [
     "tests.processes.app",
     *filter(None, os.environ.get("DJANGO_JOBS_EXTRA_APPS", "").split(",")),
 ]
+
+# Metrics (JOBS["METRICS"] as JSON) and, with DJANGO_JOBS_SPANS_FILE, OpenTelemetry spans
+# exported to that file, one JSON object a line, by every process of the test.
+if os.environ.get("DJANGO_JOBS_METRICS"):
+    JOBS["METRICS"] = json.loads(os.environ["DJANGO_JOBS_METRICS"])
+if os.environ.get("DJANGO_JOBS_SPANS_FILE"):
+    from tests.spans import export_spans_to
+
+    export_spans_to(os.environ["DJANGO_JOBS_SPANS_FILE"])
