@@ -164,3 +164,31 @@ def test_after_a_known_workload_the_supervisor_reports_exactly_its_counts(
     again = scrape(port)
     for kind in ("succeeded", "retried", "failed"):
         assert total(again, f"django_jobs_{kind}_total") == total(text, f"django_jobs_{kind}_total")
+
+
+def test_a_detached_supervisor_keeps_the_counts_of_a_worker_killed_with_sigkill(jobs_cmd):
+    """``jobs start``: counts of a worker killed by SIGKILL stay in the totals, its
+    replacement adds to them, and ``jobs stop`` removes the directory."""
+    from tests.processes.conftest import SETTINGS
+
+    port = free_port()
+    env = {"workers": [group(2)], "heartbeat": T, "DJANGO_JOBS_METRICS": json.dumps({"PORT": port})}
+    later_many(jobs.noop, [[] for _ in range(20)])
+    started = jobs_cmd("jobs", "start", **env)
+    assert started.wait(60) == 0, started.output()
+    supervisor = int((jobs_cmd.pid_dir / f"{SETTINGS}.pid").read_text())
+
+    def succeeded(count):
+        return lambda: total(scrape(port), "django_jobs_succeeded_total") == count
+
+    wait_until(succeeded(20), what="20 jobs counted")
+    pids = live_workers(2).values()
+    os.kill(next(iter(pids)), signal.SIGKILL)
+    wait_until(lambda: len(set(live_workers(2).values()) - set(pids)) == 1, what="a new worker")
+    later_many(jobs.noop, [[] for _ in range(10)])
+    wait_until(succeeded(30), what="30 jobs counted, the killed worker's included")
+    directory = jobs_cmd.pid_dir / f"metrics-{supervisor}"
+    assert directory.is_dir()
+    stopped = jobs_cmd("jobs", "stop", "--timeout", "30", **env)
+    assert stopped.wait(60) == 0, stopped.output()
+    assert not directory.exists()
