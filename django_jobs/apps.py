@@ -11,11 +11,13 @@ class JobsConfig(AppConfig):
     def ready(self) -> None:
         from . import cancelling, checks  # noqa: F401  (Job.cancel; registers the checks)
         from .metrics import receivers
-        from .registry import autodiscover, use_task_definitions
+        from .registry import autodiscover, publishes_outcomes, use_task_definitions
         from .storage import configure_new_connection
+        from .storage.base import use_outcome_events
 
         connection_created.connect(configure_new_connection, dispatch_uid="django_jobs")
         use_task_definitions(_task_definition)
+        use_outcome_events(publishes_outcomes)
         autodiscover()
         receivers.sync()  # counters, when JOBS["METRICS"] is set
 

@@ -42,6 +42,19 @@ TOP_DEFAULTS: dict[str, Any] = {
     "METRICS": None,
     # OpenTelemetry (django_jobs.tracing), when opentelemetry-api is installed.
     "TRACING": True,
+    "EVENTS": {},  # see EVENTS_DEFAULTS and django_jobs.events
+}
+
+#: Keys of ``settings.JOBS["EVENTS"]`` and their defaults (seconds).
+EVENTS_DEFAULTS: dict[str, Any] = {
+    # How often a subscriber on SQLite or MySQL/MariaDB reads the events table.
+    "POLL_INTERVAL": 0.1,
+    # How long pruning keeps rows of the events table (None: for ever).
+    "RETENTION": 3600,
+    # How long a token from signed_job_token() lets its holder watch the job.
+    "TOKEN_MAX_AGE": 24 * 3600,
+    # The event stream view sends a comment (and re-reads the job) this often when quiet.
+    "KEEPALIVE": 15,
 }
 
 #: Keys of ``settings.JOBS["METRICS"]`` and their defaults. PORT None: the supervisor
@@ -145,6 +158,16 @@ class MetricsSettings:
 
 
 @dataclass(frozen=True)
+class EventsSettings:
+    """``JOBS["EVENTS"]`` (see django_jobs.events)."""
+
+    poll_interval: float = EVENTS_DEFAULTS["POLL_INTERVAL"]
+    retention: timedelta | None = timedelta(seconds=EVENTS_DEFAULTS["RETENTION"])
+    token_max_age: float = EVENTS_DEFAULTS["TOKEN_MAX_AGE"]
+    keepalive: float = EVENTS_DEFAULTS["KEEPALIVE"]
+
+
+@dataclass(frozen=True)
 class JobsSettings:
     database: str = "default"
     queues: tuple[str, ...] = ("default",)
@@ -164,6 +187,7 @@ class JobsSettings:
     #: None: no metrics are counted (``JOBS["METRICS"]`` unset).
     metrics: MetricsSettings | None = None
     tracing: bool = True
+    events: EventsSettings = field(default_factory=EventsSettings)
 
     @property
     def worker_rows_max_age(self) -> timedelta:
@@ -303,6 +327,23 @@ def parse(raw: dict[str, Any]) -> JobsSettings:
         max_snoozes=max(0, _pick(raw, "MAX_SNOOZES", TOP_DEFAULTS, (int,))),
         metrics=_metrics(raw.get("METRICS")),
         tracing=raw.get("TRACING") is not False,
+        events=_events(raw.get("EVENTS")),
+    )
+
+
+def _events(value: Any) -> EventsSettings:
+    raw = value if isinstance(value, dict) else {}
+
+    def seconds(key: str) -> float:
+        number = _pick(raw, key, EVENTS_DEFAULTS, (int, float))
+        return float(number) if number > 0 else float(EVENTS_DEFAULTS[key])
+
+    retention = EVENTS_DEFAULTS["RETENTION"]
+    return EventsSettings(
+        poll_interval=seconds("POLL_INTERVAL"),
+        retention=_age(raw.get("RETENTION", retention), retention),
+        token_max_age=seconds("TOKEN_MAX_AGE"),
+        keepalive=seconds("KEEPALIVE"),
     )
 
 

@@ -24,6 +24,8 @@ class JobContext:
     cancelled: threading.Event = field(default_factory=threading.Event)
     #: Submits a progress write; returns its future (see django_jobs.progress).
     report: Callable[[int, str], Future | None] | None = None
+    #: Submits an event (JSON text) for the job's channel; returns its future.
+    publisher: Callable[[str], Future | None] | None = None
 
     #: ``should_stop()`` turns true this many seconds before the timeout.
     TIMEOUT_MARGIN = 1.0
@@ -72,5 +74,36 @@ class JobContext:
     async def aprogress(self, percent: int, message: str = "") -> None:
         """``progress()`` for ``async def`` jobs: waits for the write without blocking."""
         future = self._report(percent, message)
+        if future is not None:
+            await asyncio.wait_for(asyncio.wrap_future(future), self.PROGRESS_WAIT)
+
+    def _publish(self, payload: dict) -> Future | None:
+        from .events import encode, job_channel
+
+        # Checked here, in the job (also under .perform(), where nothing is sent): a bad
+        # event raises where it was published.
+        text = encode(job_channel(self.job_id or 0), payload)
+        if self.publisher is None or self.job_id is None:
+            return None
+        return self.publisher(text)
+
+    def publish(self, payload: dict) -> None:
+        """Publish a small JSON object on this job's channel (``job:<id>``), for pages
+        that watch it (``django_jobs.events``).
+
+        Sent at once on a connection of its own, like ``progress()``: even if the job's
+        own transaction later rolls back. Raises ``EventTooLarge`` above 7,999 bytes.
+        """
+        future = self._publish(payload)
+        if future is None:
+            return
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            wait([future], timeout=self.PROGRESS_WAIT)
+
+    async def apublish(self, payload: dict) -> None:
+        """``publish()`` for ``async def`` jobs: waits for the write without blocking."""
+        future = self._publish(payload)
         if future is not None:
             await asyncio.wait_for(asyncio.wrap_future(future), self.PROGRESS_WAIT)

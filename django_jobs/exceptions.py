@@ -51,6 +51,10 @@ class NotSerializable(JobsError, TypeError):
     """A job argument is not JSON-serialisable."""
 
 
+class EventTooLarge(JobsError, ValueError):
+    """The event's JSON is longer than an event may be (``django_jobs.events``)."""
+
+
 class WorkerIdentityInUse(JobsError):
     """Another live worker process already uses this identity."""
 

@@ -166,6 +166,22 @@ class Job(models.Model):
         return result
 
     @property
+    def events_token(self) -> str:
+        """A signed token that lets its holder watch this job's events (and no other
+        job's), valid for ``JOBS["EVENTS"]["TOKEN_MAX_AGE"]`` seconds."""
+        from .events.tokens import signed_job_token
+
+        return signed_job_token(self.pk)
+
+    @property
+    def events_url(self) -> str:
+        """The URL of this job's event stream (``django_jobs.events.urls`` must be
+        included in the project's URLconf)."""
+        from django.urls import reverse
+
+        return reverse("django_jobs_events:job", kwargs={"token": self.events_token})
+
+    @property
     def error_summary(self) -> str:
         """The last line of ``last_error`` that names the exception, for lists."""
         lines = [line for line in self.last_error.strip().splitlines() if line.strip()]
@@ -263,3 +279,30 @@ class ScheduleRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} @ {self.tick:%Y-%m-%d %H:%M:%S}"
+
+
+class Event(models.Model):
+    """One published event, for subscribers on SQLite and MySQL/MariaDB to poll.
+
+    PostgreSQL sends events with NOTIFY and never writes this table. Rows are transient:
+    a subscriber reads the ones published after it subscribed, and pruning deletes them
+    after ``JOBS["EVENTS"]["RETENTION"]`` (see ``django_jobs.events``).
+    """
+
+    channel = models.CharField(_("channel"), max_length=200)
+    #: The event's JSON text.
+    payload = models.TextField(_("payload"))
+    created_at = models.DateTimeField(_("created at"))
+
+    class Meta:
+        verbose_name = _("event")
+        verbose_name_plural = _("events")
+        indexes = [
+            # A subscriber's poll: its channels, after the last id it saw.
+            models.Index(fields=["channel", "id"], name="django_jobs_event_chan_idx"),
+            # Pruning by age.
+            models.Index(fields=["created_at"], name="django_jobs_event_created_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel} #{self.pk}"

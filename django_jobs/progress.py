@@ -1,4 +1,4 @@
-"""Job progress, written on a connection of its own.
+"""Job progress and events, written on a connection of its own.
 
 ``context.progress()`` is called from inside a job: possibly inside the job's own
 ``transaction.atomic()``, from a pool thread, or from an ``async def`` job on the event
@@ -17,7 +17,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from django.db import DatabaseError, InterfaceError, connections
 
-from .storage import ClaimedJob, Storage, bound_lock_waits
+from . import clock
+from .storage import ClaimedJob, Storage, bound_lock_waits, job_channel
 
 logger = logging.getLogger("django_jobs.worker")
 
@@ -38,6 +39,17 @@ class ProgressWriter:
     def reporter(self, job: ClaimedJob) -> Callable[[int, str], Future]:
         """What a job's context calls: submits the write and returns its future."""
         return lambda percent, message: self._pool().submit(self._write, job, percent, message)
+
+    def publisher(self, job: ClaimedJob) -> Callable[[str], Future]:
+        """What a job's ``context.publish`` calls with the event's JSON text."""
+        return lambda payload: self._pool().submit(self._publish, job, payload)
+
+    def _publish(self, job: ClaimedJob, payload: str) -> None:
+        try:
+            self.storage.publish(job_channel(job.id), payload, clock.now())
+        except (DatabaseError, InterfaceError) as exc:
+            logger.warning("[jobs] event of job %s not published: %s", job.id, exc)
+            connections.close_all()
 
     def _write(self, job: ClaimedJob, percent: int, message: str) -> None:
         try:

@@ -1,4 +1,5 @@
-"""Pruning: deleting old succeeded and failed jobs, dead worker rows and schedule history.
+"""Pruning: deleting old succeeded and failed jobs, dead worker rows, schedule history and
+published events.
 
 Each batch is one short statement pair: a ``SELECT`` of at most ``PRUNE["BATCH_SIZE"]``
 ids through an index, then ``DELETE … WHERE id IN (…)`` repeating the condition. Nothing is
@@ -22,11 +23,11 @@ from django.db import models
 
 from . import clock
 from .conf import jobs_settings
-from .models import Job, ScheduleRun, Worker
+from .models import Event, Job, ScheduleRun, Worker
 from .registry import TASK_PREFIX
 
 #: The kinds of rows pruning deletes, in the order they are pruned and reported.
-KINDS = ("succeeded", "failed", "workers", "history", "results")
+KINDS = ("succeeded", "failed", "workers", "history", "results", "events")
 
 LABELS = {
     "succeeded": "succeeded jobs",
@@ -34,6 +35,7 @@ LABELS = {
     "results": "finished task results",
     "workers": "dead worker rows",
     "history": "schedule runs",
+    "events": "published events",
 }
 
 
@@ -68,6 +70,10 @@ class PruneReport:
     @property
     def history(self) -> int:
         return self.counts["history"]
+
+    @property
+    def events(self) -> int:
+        return self.counts["events"]
 
     @property
     def total(self) -> int:
@@ -137,6 +143,13 @@ def prune(*, dry_run: bool = False, now: datetime | None = None) -> PruneReport:
     history = _history(alias, now, prune_settings.history_after)
     if history is not None:
         tasks.append(("history", history, "enqueued_at"))
+    if settings.events.retention is not None:
+        # Rows of the events table (SQLite, MySQL/MariaDB): subscribers read them within
+        # a poll interval of their publishing, so an hour is plenty.
+        old_events = Event.objects.using(alias).filter(
+            created_at__lt=now - settings.events.retention
+        )
+        tasks.append(("events", old_events, "created_at"))
     for kind, queryset, order in tasks:
         if dry_run:
             report.counts[kind] += queryset.count()

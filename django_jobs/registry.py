@@ -78,6 +78,7 @@ class JobDefinition(Generic[P, R]):
         after_perform: Callable[..., Any] | None = None,
         on_success: Callable[..., Any] | None = None,
         on_failure: Callable[..., Any] | None = None,
+        events: bool = False,
     ) -> None:
         if not callable(func):
             raise TypeError(f"@job decorates a function, not {type(func).__name__}")
@@ -115,6 +116,8 @@ class JobDefinition(Generic[P, R]):
             self.name, self.is_async, before_perform=before_perform,
             after_perform=after_perform, on_success=on_success, on_failure=on_failure,
         )  # fmt: skip
+        #: Publish each outcome on the job's channel (``django_jobs.events``).
+        self.events = bool(events)
         functools.update_wrapper(self, func)  # type: ignore[arg-type]
 
     def _check_cron(self, cron: Any) -> None:
@@ -268,6 +271,7 @@ def job(
     after_perform: Callable[..., Any] | None = ...,
     on_success: Callable[..., Any] | None = ...,
     on_failure: Callable[..., Any] | None = ...,
+    events: bool = ...,
 ) -> Callable[[Callable[P, R]], JobDefinition[P, R]]: ...
 
 
@@ -364,6 +368,12 @@ def clears_unique_key(name: str, state: str) -> bool:
     definition = _registry.get(name)
     rule = (definition.unique if definition is not None else None) or DEFAULT_RULE
     return rule.clears(state)
+
+
+def publishes_outcomes(name: str) -> bool:
+    """True when the job called ``name`` publishes its outcomes (``@job(events=True)``)."""
+    definition = _registry.get(name)
+    return definition is not None and definition.events
 
 
 def all_jobs() -> dict[str, JobDefinition[Any, Any]]:

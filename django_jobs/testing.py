@@ -41,6 +41,7 @@ from .storage import (
     ClaimedJob,
     Storage,
     get_storage,
+    job_channel,
 )
 
 __all__ = [
@@ -191,8 +192,15 @@ class _Runner:
             # transaction would hide the row from any other connection.
             storage.set_progress(claimed, percent, message)
 
+        def publisher(payload: str) -> None:
+            storage.publish(job_channel(claimed.id), payload, clock.now())
+
         return JobContext(
-            job_id=claimed.id, name=claimed.name, attempt=claimed.attempts, report=report
+            job_id=claimed.id,
+            name=claimed.name,
+            attempt=claimed.attempts,
+            report=report,
+            publisher=publisher,
         )
 
     def perform(self, claimed: ClaimedJob, result: RunResult) -> None:

@@ -121,3 +121,12 @@ def _test_registry():
     yield
     for name in set(registry.all_jobs()) - before:
         registry.unregister(name)
+
+
+@pytest.fixture
+def events_idle():
+    """After the test, every events hub of this process has closed its connection."""
+    yield
+    from django_jobs.events.hub import wait_until_idle
+
+    assert wait_until_idle(10), "an events subscription was left open"

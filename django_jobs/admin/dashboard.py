@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from asgiref.sync import sync_to_async
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.core.handlers.asgi import ASGIRequest
 from django.db.models.functions import Right
-from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, StreamingHttpResponse
 from django.shortcuts import redirect
+from django.template.defaultfilters import date as date_filter
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.http import urlencode
+from django.utils.timezone import template_localtime
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from .. import clock, pausing, stats
 from ..conf import jobs_settings
+from ..events.views import message
 from ..exceptions import UnknownQueue
 from ..models import Job, QueuePause
 from .actions import RETRY, confirmation
@@ -105,9 +112,16 @@ def queue_action_view(
 
 def dashboard_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> HttpResponse:
     context = _context(model_admin, request, gettext_lazy("Job queues"))
+    context.update(_live_context(model_admin, request, context["changelist_url"]))
+    context["stream_url"] = _url(model_admin, "dashboard_stream")
+    return TemplateResponse(request, "admin/django_jobs/job/dashboard.html", context)
+
+
+def _live_context(model_admin: admin.ModelAdmin, request: HttpRequest, changelist: str) -> dict:
+    """What the live part of the dashboard (``#djj-live``) shows now."""
+    context: dict = {}
     now = clock.now()
     hourly = stats.hourly_outcomes(now=now)
-    changelist = context["changelist_url"]
     rows = []
     for row in stats.queue_stats(now=now):
 
@@ -154,7 +168,59 @@ def dashboard_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> HttpR
         can_pause=may_pause(request),
         queue_action_urls={name: _url_with(model_admin, name) for name in QUEUE_ACTIONS},
     )
-    return TemplateResponse(request, "admin/django_jobs/job/dashboard.html", context)
+    return context
+
+
+#: Seconds between two looks at the queues by an open dashboard stream.
+STREAM_INTERVAL = 2.0
+#: Milliseconds a browser waits before asking again under WSGI (short polling).
+STREAM_RETRY_MS = 5000
+
+
+def _live_message(model_admin: admin.ModelAdmin, request: HttpRequest) -> dict:
+    context = _live_context(model_admin, request, _url(model_admin, "changelist"))
+    html = render_to_string("admin/django_jobs/job/dashboard_live.html", context, request)
+    when = date_filter(template_localtime(context["now"]), "DATETIME_FORMAT")
+    stamp = _("As of %(when)s") % {"when": when}
+    return {"html": html, "as_of": stamp}
+
+
+async def _live_stream(model_admin: admin.ModelAdmin, request: HttpRequest):
+    render = sync_to_async(_live_message)
+    last = None
+    quiet = 0.0
+    while True:
+        data = await render(model_admin, request)
+        # The time stamp alone changes on every look: send only when the queues did.
+        if data["html"] != last:
+            last = data["html"]
+            quiet = 0.0
+            yield message(data)
+        elif quiet >= jobs_settings().events.keepalive:
+            quiet = 0.0
+            yield ": keepalive\n\n"
+        await asyncio.sleep(STREAM_INTERVAL)
+        quiet += STREAM_INTERVAL
+
+
+def dashboard_stream_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> HttpResponse:
+    """The live part of the dashboard as Server-Sent Events (staff only, like the page):
+    a message each time it changes under ASGI; under WSGI one message and a ``retry:``,
+    so the browser asks again in 5 s (short polling)."""
+    if not model_admin.has_view_permission(request):
+        raise PermissionDenied
+    request.current_app = model_admin.admin_site.name
+    response: HttpResponse
+    if isinstance(request, ASGIRequest):
+        response = StreamingHttpResponse(
+            _live_stream(model_admin, request), content_type="text/event-stream"
+        )
+    else:
+        body = f"retry: {STREAM_RETRY_MS}\n\n" + message(_live_message(model_admin, request))
+        response = HttpResponse(body, content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
+    return response
 
 
 @dataclass

@@ -329,6 +329,11 @@ class JobAdmin(admin.ModelAdmin):
         view = self.admin_site.admin_view
         urls = [
             path("dashboard/", view(self.dashboard_view), name="django_jobs_job_dashboard"),
+            path(
+                "dashboard/stream/",
+                view(self.dashboard_stream_view),
+                name="django_jobs_job_dashboard_stream",
+            ),
             path("failed/", view(self.failures_view), name="django_jobs_job_failures"),
             path("failed/retry/", view(self.retry_group_view), name="django_jobs_job_retry_group"),
             path("schedules/", view(self.schedules_view), name="django_jobs_job_schedules"),
@@ -356,6 +361,9 @@ class JobAdmin(admin.ModelAdmin):
 
     def dashboard_view(self, request: HttpRequest) -> HttpResponse:
         return dashboard.dashboard_view(self, request)
+
+    def dashboard_stream_view(self, request: HttpRequest) -> HttpResponse:
+        return dashboard.dashboard_stream_view(self, request)
 
     def failures_view(self, request: HttpRequest) -> HttpResponse:
         return dashboard.failures_view(self, request)

@@ -6,7 +6,18 @@ reported, with an id from ``docs/reference/checks.md`` and a hint. They read the
 dictionary, never the parsed one. Ids are stable: a retired check keeps its number.
 """
 
-from . import admin, cancelling, database, observability, prune, retries, schedule, settings, tasks  # noqa: F401  (importing registers the checks)
+from . import (  # noqa: F401  (importing registers the checks)
+    admin,
+    cancelling,
+    database,
+    events,
+    observability,
+    prune,
+    retries,
+    schedule,
+    settings,
+    tasks,
+)
 from .base import TAG
 from .database import psycopg_warnings, skip_locked_errors
 

@@ -452,6 +452,7 @@ class Worker:
             attempt=claimed.attempts,
             stopping=self.stopping,
             report=self.progress.reporter(claimed),
+            publisher=self.progress.publisher(claimed),
         )
 
 

@@ -7,7 +7,7 @@ from functools import cache
 from django.db import connections
 
 from ..conf import jobs_settings
-from .base import LOCK_WAIT, Storage, bound_lock_waits, lock_waits_bounded
+from .base import LOCK_WAIT, Storage, bound_lock_waits, job_channel, lock_waits_bounded
 from .rows import (
     OUTCOME_CANCELLED,
     OUTCOME_FAILED,
@@ -38,6 +38,7 @@ __all__ = [
     "bound_lock_waits",
     "configure_new_connection",
     "get_storage",
+    "job_channel",
     "use_worker_connections",
 ]
 

@@ -24,13 +24,19 @@ Contracts (each holds with any number of worker processes on any number of hosts
   row into a cancelled one (``failed_at`` set, never retried) in the same guarded
   statement, so a cancellation racing the end of its job is decided by the database.
   A success is recorded as such: the job had done its work.
+* Events: the outcome of a job declared with ``@job(events=True)`` is published on its
+  channel (``job:<id>``) by the statement pair that writes it, in one transaction, and
+  only when the guarded statement changed the row: once per outcome, whichever path
+  (worker, watchdog, lifeline, cancellation) ends the job, and never for a rolled-back
+  or fenced-off write. Such outcomes are written one guarded statement per job (a marked
+  row's cancellation first), so each event names what the row became.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import nullcontext
 from datetime import datetime
 from typing import Any
@@ -41,10 +47,12 @@ from django.db.models import Min, Q
 from .. import clock
 from ..conf import jobs_settings
 from ..exceptions import JobsError
-from ..models import Job, QueuePause
+from ..models import Event, Job, QueuePause
+from .eventreading import EventReader, TableEventReader
 from .rows import (
     CLAIM_COLUMNS,
     OUTCOME_CANCELLED,
+    OUTCOME_FAILED,
     OUTCOME_RETRY,
     OUTCOME_SNOOZE,
     OUTCOME_SUCCEEDED,
@@ -72,6 +80,40 @@ def lock_waits_bounded() -> bool:
 
 #: Seconds a side thread's statement waits for a row lock before giving up.
 LOCK_WAIT = 2
+
+
+#: Says whether a job called ``name`` publishes its outcomes (``@job(events=True)``). Set
+#: by the app's ``ready()``: the registry sits above the storage.
+def _no_outcome_events(name: str) -> bool:
+    return False
+
+
+_publishes_outcomes: Callable[[str], bool] = _no_outcome_events
+
+
+def use_outcome_events(predicate: Callable[[str], bool]) -> None:
+    global _publishes_outcomes
+    _publishes_outcomes = predicate
+
+
+def job_channel(job_id: int) -> str:
+    """The channel a job's progress, its own events and its outcomes are published on."""
+    return f"job:{job_id}"
+
+
+#: The event each outcome kind publishes as ``state``.
+EVENT_STATES = {
+    OUTCOME_SUCCEEDED: "succeeded",
+    OUTCOME_RETRY: "retrying",
+    OUTCOME_SNOOZE: "snoozed",
+    OUTCOME_FAILED: "failed",
+    OUTCOME_CANCELLED: "cancelled",
+}
+
+#: A statement, its parameters, the channel (None: no event) and JSON text of the event it
+#: publishes when it changed a row, and the outcome (if any) it records, as what (its
+#: ``ended``).
+Published = tuple[str, list[Any], str | None, str, Outcome | None, str]
 
 
 class Storage:
@@ -296,21 +338,45 @@ class Storage:
         updates: list[tuple[str, list[Any], Outcome]] = []
         #: Statements that must run before the deletes (see the failure branch).
         first: list[tuple[str, list[Any], Outcome]] = []
+        #: Outcomes of jobs that publish them: one guarded statement (pair) per job.
+        published: list[Published] = []
         at = self.adapt(now)
         done = "locked_at = NULL, locked_by = NULL, claim_token = NULL, expires_at = NULL"
+        where = " WHERE id = %s AND claim_token = %s"
         for outcome in outcomes:
             job = outcome.job
             group = groups.get(job.queue)
             if group is None:
                 group = groups[job.queue] = jobs_settings().policy_for(job.queue)
+            publish = _publishes_outcomes(job.name)
             if (
                 outcome.kind == OUTCOME_SUCCEEDED
                 and group.delete_successful_jobs
                 and not outcome.keep
             ):
-                deletes.append(outcome)  # the hot path: nothing else to prepare
+                if not publish:
+                    deletes.append(outcome)  # the hot path: nothing else to prepare
+                    continue
+                sql = f"DELETE FROM {self.table}{where}"
+                published.append(self._event_of(sql, [job.id, job.token], outcome, now))
                 continue
             guard = [job.id, job.token]
+            #: For a job that publishes its outcome and may have been cancelled meanwhile:
+            #: the outcome's statement changes a row whose cancellation was not asked for,
+            #: and a second one ends a row whose cancellation was asked for as cancelled.
+            #: In this order: once the first has missed, cancelled_at is set for good, so
+            #: exactly one of them changes the row and its event says what it became.
+            unless_cancelled = ""
+            if publish and outcome.kind not in (OUTCOME_SUCCEEDED, OUTCOME_CANCELLED):
+                unless_cancelled = " AND cancelled_at IS NULL"
+                assignments, params = self._cancelled_set(outcome, at, _late_error(outcome.error))
+                cancelled_instead = self._event_of(
+                    f"UPDATE {self.table} SET {assignments}{where} AND cancelled_at IS NOT NULL",
+                    params + guard,
+                    outcome,
+                    now,
+                    OUTCOME_CANCELLED,
+                )
             # Set for every job that leaves its unique rule's states, with a key or not
             # (a per-call key has no rule to tell): on a NULL key it changes nothing, and
             # PostgreSQL keeps the update HOT since the indexed value is unchanged.
@@ -355,6 +421,10 @@ class Storage:
             elif group.delete_failed_jobs and not outcome.keep:
                 # Cancelled rows are always kept: one whose cancellation was asked for is
                 # recorded so first (which ends the claim), and the guarded DELETE skips it.
+                if publish:
+                    sql = f"DELETE FROM {self.table}{where}{unless_cancelled}"
+                    published += [self._event_of(sql, guard, outcome, now), cancelled_instead]
+                    continue
                 assignments, params = self._cancelled_set(outcome, at, _late_error(outcome.error))
                 first.append(
                     (
@@ -379,17 +449,54 @@ class Storage:
                     ],
                 )  # fmt: skip
             update = self._with_result(outcome, *update, now) if outcome.keep else update
-            updates.append((*update, outcome))
+            if publish:
+                sql = f"UPDATE {self.table} SET {update[0]}{where}{unless_cancelled}"
+                published.append(self._event_of(sql, update[1], outcome, now))
+                if unless_cancelled:
+                    published.append(cancelled_instead)
+            else:
+                updates.append((*update, outcome))
         if not report:
             statements = [(sql, params) for sql, params, _ in first]
-            return self._write(statements + self._statements(deletes, updates))
-        return self._record_reporting(first, deletes, updates)
+            return self._write(statements + self._statements(deletes, updates), published, now)
+        return self._record_reporting(first, deletes, updates, published, now)
+
+    def _event_of(
+        self, sql: str, params: list[Any], outcome: Outcome, now: datetime, kind: str = ""
+    ) -> Published:
+        """``sql`` with the event it publishes on the job's channel when it changes the row."""
+        job = outcome.job
+        kind = kind or outcome.kind
+        event: dict[str, Any] = {"state": EVENT_STATES[kind], "job_id": job.id}
+        if kind in (OUTCOME_SUCCEEDED, OUTCOME_FAILED, OUTCOME_CANCELLED):
+            event["done"] = True
+        if kind != OUTCOME_SUCCEEDED:
+            event["attempt"] = job.attempts
+        if kind in (OUTCOME_RETRY, OUTCOME_SNOOZE) and outcome.run_at is not None:
+            event["run_at"] = clock.at(outcome.run_at).isoformat()
+        return sql, params, job_channel(job.id), _compact(event), outcome, kind
+
+    def _publish_outcomes(self, cursor: Any, published: Sequence[Published], now: datetime) -> int:
+        """Run each statement of ``published``, and publish its event (and set its
+        outcome's ``ended``) when it changed the row; the rows changed."""
+        changed = 0
+        for sql, params, channel, payload, outcome, kind in published:
+            cursor.execute(sql, params)
+            if cursor.rowcount > 0:
+                changed += cursor.rowcount
+                if channel is not None:
+                    cursor.execute(*self.publish_statement(channel, payload, now))
+                if outcome is not None:
+                    outcome.ended = kind
+        return changed
 
     def _record_reporting(
         self,
         first: list[tuple[str, list[Any], Outcome]],
         deletes: list[Outcome],
         updates: list[tuple[str, list[Any], Outcome]],
+        published: Sequence[Published],
+        now: datetime,
     ) -> int:
         """``record``'s statements, setting each outcome's ``ended`` from what they changed.
 
@@ -402,8 +509,9 @@ class Storage:
         statements = [(sql, params) for sql, params, _ in first]
         statements += self._statements(deletes, updates)
         errored = [o for _, _, o in updates if o.kind not in _PLAIN_ENDS]
-        with self.atomic_if(len(statements) > 1 or bool(errored)):
+        with self.atomic_if(len(statements) > 1 or bool(errored) or bool(published)):
             with self.connection.cursor() as cursor:
+                also = self._publish_outcomes(cursor, published, now)
                 counts = []
                 for sql, params in statements:
                     cursor.execute(sql, params)
@@ -427,7 +535,7 @@ class Storage:
                 if written:
                     for job_id in self._among(cursor, list(written), "cancelled_at IS NOT NULL"):
                         written[job_id].ended = OUTCOME_CANCELLED
-        return sum(counts)
+        return sum(counts) + also
 
     def _among(
         self, cursor: Any, ids: list[int], condition: str = "", params: Sequence[Any] = ()
@@ -493,11 +601,19 @@ class Storage:
     def _start_of(self, outcome: Outcome) -> Any:
         return self.adapt(clock.at(outcome.started_at))
 
-    def _write(self, statements: list[tuple[str, list[Any]]]) -> int:
-        if not statements:
+    def _write(
+        self,
+        statements: list[tuple[str, list[Any]]],
+        published: Sequence[Published] = (),
+        now: datetime | None = None,
+    ) -> int:
+        """Run the ``published`` statements, each followed by its event when it changed a
+        row, then ``statements``; one transaction when there is more than one statement."""
+        if not statements and not published:
             return 0
-        changed = 0
-        with self.atomic_if(len(statements) > 1), self.connection.cursor() as cursor:
+        several = len(statements) + 2 * len(published) > 1
+        with self.atomic_if(several), self.connection.cursor() as cursor:
+            changed = self._publish_outcomes(cursor, published, now or clock.now())
             for sql, params in statements:
                 cursor.execute(sql, params)
                 changed += max(cursor.rowcount, 0)
@@ -556,7 +672,35 @@ class Storage:
         """
         statements = []
         at = self.adapt(now)
-        for token, ids in _by_token(jobs):
+        # A job that publishes its outcome: given back by a statement of its own unless
+        # its cancellation was asked for, then ended cancelled (with the event) if it was;
+        # in this order, exactly one of them changes the row (see record()).
+        release_set = (
+            f"UPDATE {self.table} SET locked_at = NULL, locked_by = NULL,"
+            " claim_token = NULL, started_at = NULL, expires_at = NULL, attempts = attempts - 1,"
+        )
+        published: list[Published] = []
+        for job in jobs:
+            if not _publishes_outcomes(job.name):
+                continue
+            guard = [job.id, job.token]
+            event = {"state": "cancelled", "job_id": job.id, "attempt": job.attempts, "done": True}
+            published += [
+                (
+                    f"{release_set} updated_at = %s WHERE id = %s AND claim_token = %s"
+                    " AND cancelled_at IS NULL",
+                    [at, *guard], None, "", None, "",
+                ),
+                (
+                    f"{release_set} failed_at = %s, run_at = NULL, unique_key = NULL,"
+                    " updated_at = %s WHERE id = %s AND claim_token = %s"
+                    " AND cancelled_at IS NOT NULL",
+                    [at, at, *guard], job_channel(job.id), _compact(event), None,
+                    OUTCOME_CANCELLED,
+                ),
+            ]  # fmt: skip
+        plain = [job for job in jobs if not _publishes_outcomes(job.name)]
+        for token, ids in _by_token(plain):
             marks = ", ".join(["%s"] * len(ids))
             statements.append(
                 (
@@ -570,10 +714,10 @@ class Storage:
                 )
             )
         if cancelled is None:
-            changed = self._write(statements)
+            changed = self._write(statements, published, now)
         else:
             with self.atomic_if(True):
-                changed = self._write(statements)
+                changed = self._write(statements, published, now)
                 if changed:
                     with self.connection.cursor() as cursor:
                         ended = set(
@@ -591,9 +735,44 @@ class Storage:
         return changed
 
     def set_progress(self, job: ClaimedJob, percent: int, message: str) -> None:
-        Job.objects.using(self.alias).filter(pk=job.id, claim_token=job.token).update(
-            progress=percent, progress_message=message, updated_at=clock.now()
+        """Store progress, and publish it on the job's channel in the same transaction."""
+        now = clock.now()
+        with transaction.atomic(using=self.alias):
+            changed = (
+                Job.objects.using(self.alias)
+                .filter(pk=job.id, claim_token=job.token)
+                .update(progress=percent, progress_message=message, updated_at=now)
+            )
+            if changed:
+                event = {"progress": percent, "message": message, "job_id": job.id}
+                self.publish(job_channel(job.id), _compact(event), now)
+
+    # -- events ------------------------------------------------------------------------
+
+    def publish_statement(self, channel: str, payload: str, now: datetime) -> tuple[str, list]:
+        """The statement that publishes ``payload`` (JSON text) on ``channel``: a row of
+        the events table, which subscribers poll (PostgreSQL sends a NOTIFY instead)."""
+        return (
+            f"INSERT INTO {self.event_table} (channel, payload, created_at) VALUES (%s, %s, %s)",
+            [channel, payload, self.adapt(now)],
         )
+
+    @property
+    def event_table(self) -> str:
+        return self.connection.ops.quote_name(Event._meta.db_table)
+
+    #: Seconds after a higher id was read within which a lower one may still commit
+    #: (events table readers; see ``TableEventReader``).
+    event_commit_lag = 0.0
+
+    def event_reader(self, poll_interval: float) -> EventReader:
+        """What a subscribing process reads events with (see ``django_jobs.events``)."""
+        return TableEventReader(self, poll_interval, self.event_commit_lag)
+
+    def publish(self, channel: str, payload: str, now: datetime) -> None:
+        """Publish on this thread's connection: part of its open transaction, if any."""
+        with self.connection.cursor() as cursor:
+            cursor.execute(*self.publish_statement(channel, payload, now))
 
     # -- recovery ----------------------------------------------------------------------
 
@@ -640,7 +819,7 @@ class Storage:
         it leaves the claimable rows (``failed_at``), keeps the cancellation's words in
         ``last_error`` and frees its unique key. False when the row is not waiting."""
         at = self.adapt(now)
-        with self.connection.cursor() as cursor:
+        with transaction.atomic(using=self.alias), self.connection.cursor() as cursor:
             cursor.execute(
                 f"UPDATE {self.table} SET failed_at = %s, run_at = NULL, last_error = %s,"
                 " unique_key = NULL, updated_at = %s, cancelled_at = %s"
@@ -648,7 +827,14 @@ class Storage:
                 " AND finished_at IS NULL",
                 [at, message, at, at, job_id],
             )
-            return cursor.rowcount > 0
+            if cursor.rowcount <= 0:
+                return False
+            cursor.execute(f"SELECT name, attempts FROM {self.table} WHERE id = %s", [job_id])
+            name, attempts = cursor.fetchone()
+            if _publishes_outcomes(name):
+                event = {"state": "cancelled", "job_id": job_id, "attempt": attempts, "done": True}
+                self.publish(job_channel(job_id), _compact(event), now)
+            return True
 
     def request_cancel(self, job_id: int, message: str, now: datetime) -> bool:
         """Ask the worker that holds a row to stop it: ``cancelled_at`` is set (once) and
@@ -739,6 +925,10 @@ def _unless_cancelled(value: str, cancelled: str) -> str:
 def _late_error(error: str) -> str:
     """What follows the cancellation's words when the attempt ended on its own first."""
     return "\nThe attempt ended before its worker learned of the cancellation:\n" + error
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
 
 
 def _by_token(jobs: Iterable[ClaimedJob]) -> list[tuple[int, list[int]]]:

@@ -24,6 +24,9 @@ class MySQLStorage(Storage):
     vendor = "mysql"
     # An indexed "is anything ready?" probe 13 times a second: p99 pickup under 100 ms.
     idle_check_interval = 0.075
+    # InnoDB gives out auto-increment ids at insert, so an event's row can commit after
+    # a higher id did: readers look back this many seconds (see TableEventReader).
+    event_commit_lag = 5.0
     attempt_log_append = (
         "JSON_ARRAY_APPEND(COALESCE(attempt_log, JSON_ARRAY()), '$',"
         " JSON_SET(%s, '$.worker_id', locked_by))"

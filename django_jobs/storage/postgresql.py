@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import select
 import time
@@ -11,6 +12,7 @@ from datetime import datetime
 from django.db.backends.postgresql.psycopg_any import is_psycopg3
 
 from .base import Storage, has_meta
+from .eventreading import EventReader, RawEvent
 from .rows import CLAIM_COLUMNS, ClaimedJob, NewJob, new_token
 from .waiting import Waiter, drain
 
@@ -161,6 +163,13 @@ class PostgreSQLStorage(Storage):
         with connection.cursor() as cursor:
             cursor.execute(f"SET lock_timeout = '{int(seconds * 1000)}ms'")
 
+    def publish_statement(self, channel: str, payload: str, now: datetime) -> tuple[str, list]:
+        # Delivered at commit, and never for a rolled-back transaction; no row is kept.
+        return "SELECT pg_notify(%s, %s)", [notify_channel(channel), payload]
+
+    def event_reader(self, poll_interval: float) -> EventReader:
+        return NotifyEventReader(self)
+
     def wake_workers(self, queues: Iterable[str]) -> None:
         queues = sorted(set(queues))
         if not queues:
@@ -230,6 +239,70 @@ class NotifyWaiter(Waiter):
             # A control message concerns the worker's control thread, not its claims.
             return any(p != CONTROLS and p not in self.paused for p in payloads)
         return any(payload in self.queues and payload not in self.paused for payload in payloads)
+
+    def close(self) -> None:
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            except Exception:
+                pass
+        self.conn = None
+
+
+def notify_channel(channel: str) -> str:
+    """The NOTIFY channel behind an event channel: a digest, since a channel name may be
+    longer than PostgreSQL's 63-byte identifiers and hold any character."""
+    return "django_jobs_ev_" + hashlib.blake2b(channel.encode(), digest_size=16).hexdigest()
+
+
+class NotifyEventReader(EventReader):
+    """LISTENs on a connection of its own (autocommit) for the subscribed channels.
+
+    Notifications sent while it is disconnected are lost: PostgreSQL keeps none for a
+    listener that is gone. ``read`` raises then, and the hub reconnects.
+    """
+
+    def __init__(self, storage: PostgreSQLStorage) -> None:
+        self.storage = storage
+        self.conn = None
+        self.channels: dict[str, str] = {}  # NOTIFY channel -> event channel
+
+    def open(self) -> None:
+        if not is_psycopg3:
+            raise RuntimeError("events on PostgreSQL need psycopg 3 (LISTEN)")
+        params = self.storage.connection.get_connection_params()
+        params.pop("cursor_factory", None)
+        params.pop("context", None)
+        self.conn = psycopg.connect(**params, autocommit=True)
+        for key in self.channels:
+            self.conn.execute(f'LISTEN "{key}"')
+
+    def listen(self, channel: str) -> int | None:
+        key = notify_channel(channel)
+        if key not in self.channels:
+            self.conn.execute(f'LISTEN "{key}"')
+            self.channels[key] = channel
+        return None
+
+    def unlisten(self, channel: str) -> None:
+        key = notify_channel(channel)
+        if self.channels.pop(key, None) is not None and self.conn is not None:
+            self.conn.execute(f'UNLISTEN "{key}"')
+
+    def read(self, timeout: float, wake_fd: int) -> list[RawEvent]:
+        # Notifications that arrived during a LISTEN are already read off the socket.
+        events = self._received()
+        if events:
+            return events
+        readable, _, _ = select.select([wake_fd, self.conn.fileno()], [], [], max(0.0, timeout))
+        return self._received() if self.conn.fileno() in readable else []
+
+    def _received(self) -> list[RawEvent]:
+        return [
+            RawEvent(self.channels[n.channel], n.payload)
+            for n in self.conn.notifies(timeout=0)
+            if n.channel in self.channels
+        ]
 
     def close(self) -> None:
         if self.conn is not None:

@@ -50,7 +50,7 @@ def test_dashboard_counts_per_queue(admin_client, settings):
     assert oldest.startswith("5 min")
     assert row_cells(content, "email")[3:6] == ["1", "0", "1"]
     assert f'href="{LIST}?status=ready&amp;queue=default"' in content
-    assert "Refresh every 5 seconds" in content
+    assert "Live updates" in content and "dashboard/stream/" in content
     assert "/static/django_jobs/dashboard.js" in content
 
 

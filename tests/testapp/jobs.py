@@ -127,3 +127,12 @@ async def async_progress(context, key, wait=5.0):
         if not seen:
             await asyncio.sleep(0.02)
     await sync_to_async(Execution.objects.create)(key=f"{key}:{'seen' if seen else 'unseen'}")
+
+
+@job(takes_context=True, events=True)
+def publishes(context, payload=None):
+    """Publishes ``payload`` (or a progress of 50) on its channel, and its outcome."""
+    if payload is None:
+        context.progress(50, "half")
+    else:
+        context.publish(payload)

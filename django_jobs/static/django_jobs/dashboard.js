@@ -1,10 +1,12 @@
-// Auto-refresh for the jobs dashboard: a checkbox whose state survives reloads
-// (localStorage); while on, the live part of the page is re-fetched every 5 seconds.
+// Live updates for the jobs dashboard: a checkbox whose state survives reloads
+// (localStorage); while on, the page listens to the dashboard's event stream (Server-Sent
+// Events) and swaps in the live part each time the queues change. Under ASGI the server
+// pushes; under WSGI the stream answers at once and the browser asks again every 5 s.
+// Without JavaScript the page is a plain page: reload it to see fresh figures.
 "use strict";
 {
     const KEY = "django_jobs.dashboard.autoRefresh";
-    const INTERVAL_MS = 5000;
-    let timer = null;
+    let source = null;
 
     function stored() {
         try {
@@ -22,45 +24,42 @@
         }
     }
 
-    async function refresh() {
-        try {
-            const response = await fetch(window.location.href, {
-                credentials: "same-origin",
-                headers: {"X-Requested-With": "XMLHttpRequest"},
-            });
-            if (response.ok) {
-                const page = new DOMParser().parseFromString(await response.text(), "text/html");
-                const fresh = page.getElementById("djj-live");
-                const current = document.getElementById("djj-live");
-                if (fresh && current) {
-                    current.replaceWith(fresh);
-                }
-                const stamp = page.querySelector(".djj-refresh .djj-quiet");
-                const shown = document.querySelector(".djj-refresh .djj-quiet");
-                if (stamp && shown) {
-                    shown.textContent = stamp.textContent;
-                }
-            }
-        } finally {
-            schedule();
+    function show(message) {
+        const data = JSON.parse(message.data);
+        const page = new DOMParser().parseFromString(data.html, "text/html");
+        const fresh = page.getElementById("djj-live");
+        const current = document.getElementById("djj-live");
+        if (fresh && current) {
+            current.replaceWith(document.importNode(fresh, true));
+        }
+        const shown = document.querySelector(".djj-refresh .djj-quiet");
+        if (shown) {
+            shown.textContent = data.as_of;
         }
     }
 
-    function schedule() {
-        window.clearTimeout(timer);
-        timer = stored() ? window.setTimeout(refresh, INTERVAL_MS) : null;
+    function listen(url, on) {
+        if (source) {
+            source.close();
+            source = null;
+        }
+        if (on) {
+            source = new EventSource(url);
+            source.onmessage = show;
+        }
     }
 
     document.addEventListener("DOMContentLoaded", () => {
         const toggle = document.getElementById("djj-auto-refresh");
-        if (!toggle) {
+        if (!toggle || !window.EventSource) {
             return;
         }
+        const url = toggle.dataset.stream;
         toggle.checked = stored();
         toggle.addEventListener("change", () => {
             store(toggle.checked);
-            schedule();
+            listen(url, toggle.checked);
         });
-        schedule();
+        listen(url, toggle.checked);
     });
 }

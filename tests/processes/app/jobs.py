@@ -79,5 +79,27 @@ def tick(context, key):
     Execution.objects.create(key=key, job_id=context.job_id, pid=os.getpid(), started=time.time())
 
 
+@job(takes_context=True, events=True)
+def reports_steps(context, steps=5, pause=0.05):
+    """Reports progress (published on its channel) and an event of its own per step."""
+    for step in range(1, steps + 1):
+        time.sleep(pause)
+        context.progress(step * 100 // steps, f"step {step}")
+        context.publish({"step": step})
+
+
+@job(events=True, max_attempts=2)
+def fails_with_events(key):
+    """Fails every attempt: publishes retrying, then failed."""
+    raise ValueError(f"{key} failed")
+
+
+@job(takes_context=True, events=True)
+def waits_to_be_cancelled(context, limit=30.0):
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline and not context.should_stop():
+        time.sleep(0.05)
+
+
 # Jobs with hooks, and signal receivers (connected in workers started to observe them).
 from tests.processes.app import observed  # noqa: E402, F401
