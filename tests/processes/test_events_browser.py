@@ -101,3 +101,28 @@ def test_a_wrong_or_expired_token_gets_403(asgi_server, page):
         response = page.request.get(f"{asgi_server}{url}")
         assert response.status == 403, url
         assert "invalid or has expired" in response.text()
+
+
+def test_the_dashboard_updates_itself_from_its_stream_under_asgi(
+    asgi_server, page, django_user_model
+):
+    from datetime import timedelta
+
+    from tests.testapp import jobs
+
+    django_user_model.objects.create_superuser("admin", "admin@example.com", "secret-pw")
+    page.goto(f"{asgi_server}/admin/login/?next=/admin/django_jobs/job/dashboard/")
+    page.fill("#id_username", "admin")
+    page.fill("#id_password", "secret-pw")
+    page.click("input[type=submit]")
+    page.wait_for_url("**/admin/django_jobs/job/dashboard/")
+    page.locator("#djj-auto-refresh").check()
+    later = '#djj-queues tr[data-queue="default"] td:nth-child(3)'
+    assert page.locator(later).inner_text().strip() == "0"
+    page.evaluate("window.notReloaded = true")
+    jobs.noop.using(wait=timedelta(hours=1)).enqueue()
+    # The stream looks every 2 s and pushes the live part when it changed: no reload.
+    page.wait_for_function(
+        f"document.querySelector('{later}').innerText.trim() === '1'", timeout=15_000
+    )
+    assert page.evaluate("window.notReloaded") is True
