@@ -270,3 +270,32 @@ def test_release_gives_back_or_ends_cancelled_with_one_event():
     assert [job.id for job in ended] == [marked.id]
     assert Job.objects.get(pk=given_back.id).status == "scheduled"
     assert Job.objects.get(pk=given_back.id).attempts == 0
+
+
+def test_the_table_reader_delivers_a_row_that_commits_after_a_higher_id_once():
+    """MariaDB gives ids out at insert: id 5 may become visible after id 10 was read. The
+    reader looks back ``commit_lag`` seconds and never delivers a row twice."""
+    import os
+
+    from django_jobs.storage import get_storage
+    from django_jobs.storage.eventreading import TableEventReader
+
+    if connection.vendor == "postgresql":
+        pytest.skip("PostgreSQL reads NOTIFY, not the table")
+    reader = TableEventReader(get_storage(), interval=0.01, commit_lag=5.0)
+    assert reader.listen("late") == 0
+    read, write = os.pipe()
+    try:
+        now = clock.now()
+        Event.objects.create(id=10, channel="late", payload='{"n": 10}', created_at=now)
+        assert [e.id for e in reader.read(0.01, read)] == [10]
+        Event.objects.create(id=5, channel="late", payload='{"n": 5}', created_at=now)
+        Event.objects.create(id=11, channel="other", payload="{}", created_at=now)
+        assert [e.id for e in reader.read(0.01, read)] == [5]
+        assert reader.read(0.01, read) == []
+        plain = TableEventReader(get_storage(), interval=0.01, commit_lag=0)
+        assert plain.listen("late") == 11
+        assert plain.read(0.01, read) == []
+    finally:
+        os.close(read)
+        os.close(write)
