@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import connections, transaction
 from django.utils import timezone
 
-from . import clock, tracing
+from . import clock, tags, tracing
 from .conf import jobs_settings
 from .exceptions import NotSerializable, UnknownQueue
 from .models import Job
@@ -42,12 +42,16 @@ def store_call(
     queue: str | None = None,
     priority: int | None = None,
     unique_key: str | None = None,
+    tag: str | None = None,
 ) -> Job:
     """Check one call of a registered job and store it; see ``scheduling.later``."""
     options = _options(definition, wait, wait_until, queue, priority)
     if unique_key is not None:
         per_call_key(unique_key)
-    return _store([_new_job(definition, args, kwargs, options, unique_key)])[0]
+    row = _new_job(definition, args, kwargs, options, unique_key)
+    if tag is not None:
+        row = replace(row, tag=tags.checked(tag))
+    return _store([row])[0]
 
 
 def store_calls(
@@ -58,16 +62,19 @@ def store_calls(
     wait_until: datetime | None = None,
     queue: str | None = None,
     priority: int | None = None,
+    tag: str | None = None,
 ) -> list[Job]:
     """Check every call of a registered job, then store them; see ``scheduling.later_many``."""
     options = _options(definition, wait, wait_until, queue, priority)
+    tag = tags.checked(tag)
     rows = []
     for call in calls:
         if isinstance(call, tuple) and len(call) == 2 and isinstance(call[1], dict):
             args, kwargs = call
         else:
             args, kwargs = call, None
-        rows.append(_new_job(definition, args, kwargs, options))
+        row = _new_job(definition, args, kwargs, options)
+        rows.append(row if tag is None else replace(row, tag=tag))
     return _store(rows)
 
 
@@ -282,7 +289,7 @@ def _instance(row: NewJob, alias: str, now: datetime) -> Job:
     job = Job(
         None, row.name, row.arg_list, row.kwarg_dict, row.queue, row.priority, 0,
         row.run_at, None, None, None, None, None, "", None, None, None, "", now, now,
-        None, None, None, None, None, None,
+        None, None, None, None, None, None, row.tag,
     )  # fmt: skip
     if row.meta is not None:
         job.meta = json.loads(row.meta)

@@ -15,7 +15,7 @@ from typing import Any
 
 from django.db import connections
 
-from . import backoff, clock, exceptions, registry, signals, tracing
+from . import backoff, clock, exceptions, joblog, registry, signals, tracing
 from .backoff import attempts_spent
 from .conf import jobs_settings
 from .context import JobContext
@@ -126,6 +126,7 @@ def run_sync(call: Call) -> BaseException | None:
 
 def _run_sync(call: Call) -> BaseException | None:
     hooks = call.definition.hooks
+    joblog.started(call.claimed)
     if signals.job_started.receivers:
         signals.send(signals.job_started, call.claimed.name, job=call.info())
     if hooks is not None:
@@ -175,6 +176,7 @@ async def run_async(call: Call) -> BaseException | None:
 
 async def _run_async(call: Call) -> BaseException | None:
     hooks, name = call.definition.hooks, call.claimed.name
+    joblog.started(call.claimed)
     if signals.job_started.receivers:
         await signals.asend(signals.job_started, name, job=call.info())
     if hooks is not None:
@@ -220,10 +222,7 @@ def _decide(call: Call, error: BaseException | None) -> Outcome:
     if call.cancel_seen is not None:
         return cancelled_outcome(call, error)
     if call.problem is None and error is None:
-        if logger.isEnabledFor(logging.INFO):
-            logger.info(
-                "[jobs] [%s] job %s succeeded in %dms", claimed.name, claimed.id, elapsed_ms
-            )
+        joblog.succeeded(claimed, elapsed_ms / 1000)
         rule = call.definition.unique or DEFAULT_RULE
         outcome = Outcome(
             claimed,
@@ -264,6 +263,7 @@ def _decide(call: Call, error: BaseException | None) -> Outcome:
     outcome = errored(
         claimed, text, definition=call.definition, elapsed_ms=elapsed_ms, summary=summary,
         error_class=error_class, final=isinstance(error, ResultNotSerializable),
+        error=error or call.problem_error,
     )  # fmt: skip
     outcome.started_at = call.started_at
     outcome.exception = error
@@ -284,7 +284,7 @@ def cancelled_outcome(call: Call, error: BaseException | None, note: str = "") -
                 f"It ended {after:.1f} s after its worker learned of the cancellation, "
                 f"with {summary}"
             )
-    logger.warning("[jobs] [%s] job %s cancelled: %s", claimed.name, claimed.id, note)
+    joblog.cancelled(claimed, time.monotonic() - call.started if call.started else None, note)
     outcome = Outcome(claimed, OUTCOME_CANCELLED, error="\n" + note)
     outcome.started_at = call.started_at
     if claimed.name.startswith(TASK_PREFIX):  # the task's result lists this attempt too
@@ -297,50 +297,50 @@ def controlled(call: Call, error: BaseException, elapsed_ms: float) -> Outcome |
     """The outcome the job asked for (``Retry``, ``Snooze``, ``Discard``) or its
     ``retry_on`` / ``discard_on`` imply; None for a plain error (``errored`` decides)."""
     claimed, definition = call.claimed, call.definition
+    took = elapsed_ms / 1000
     if isinstance(error, Snooze):
-        return _snoozed(claimed, error)
+        return _snoozed(claimed, error, took)
     if isinstance(error, Retry):
         return errored(
-            claimed, str(error), definition, elapsed_ms, delay=error.delay, requested=True
-        )
+            claimed, str(error), definition, elapsed_ms, delay=error.delay, requested=True,
+            error=error,
+        )  # fmt: skip
     if isinstance(error, Discard):
-        return _failed_now(claimed, str(error), str(error))
+        return _failed_now(claimed, str(error), str(error), took, error)
     if definition.discard_on and isinstance(error, definition.discard_on):
         summary = _summary(error)
-        return _failed_now(claimed, _traceback(error) + f"discarded: {summary}", summary)
+        return _failed_now(
+            claimed, _traceback(error) + f"discarded: {summary}", summary, took, error
+        )
     if definition.retry_on and not isinstance(error, definition.retry_on):
         summary = _summary(error)
         allowed = ", ".join(cls.__name__ for cls in definition.retry_on)
         return _failed_now(
             claimed,
             _traceback(error) + f"failed without retrying ({allowed} only are retried): {summary}",
-            summary,
-        )
+            summary, took, error,
+        )  # fmt: skip
     return None
 
 
-def _snoozed(claimed: ClaimedJob, snooze: Snooze) -> Outcome:
+def _snoozed(claimed: ClaimedJob, snooze: Snooze, took: float) -> Outcome:
     limit = jobs_settings().max_snoozes
     if claimed.snoozes >= limit:
         text = (
             f"{snooze}; failed: snoozed {claimed.snoozes} times already, the most "
             f'JOBS["MAX_SNOOZES"] allows ({limit})'
         )
-        return _failed_now(claimed, text, text)
+        return _failed_now(claimed, text, text, took, snooze)
     run_at = clock.now() + timedelta(seconds=snooze.delay)
-    logger.info(
-        "[jobs] [%s] job %s %s (until %s)",
-        claimed.name, claimed.id, snooze, run_at.isoformat(timespec="seconds"),
-    )  # fmt: skip
+    joblog.snoozed(claimed, took, str(snooze), run_at)
     return Outcome(claimed, OUTCOME_SNOOZE, error=str(snooze), run_at=run_at)
 
 
-def _failed_now(claimed: ClaimedJob, text: str, summary: str) -> Outcome:
+def _failed_now(
+    claimed: ClaimedJob, text: str, summary: str, took: float, error: BaseException
+) -> Outcome:
     """Failed for good at once, whatever attempts are left (``Discard`` and the like)."""
-    logger.error(
-        "[jobs] [%s] job %s failed (attempt %s, not retried): %s",
-        claimed.name, claimed.id, claimed.attempts, summary,
-    )  # fmt: skip
+    joblog.failed(claimed, took, None, summary, error, why="not retried")
     return Outcome(
         claimed,
         OUTCOME_FAILED,
@@ -367,12 +367,15 @@ def errored(
     final: bool = False,
     delay: float | None = None,
     requested: bool = False,
+    error: BaseException | None = None,
+    worker: str | None = None,
 ) -> Outcome:
     """An errored attempt: retried with back-off, or failed once attempts are spent
     (or at once when ``final``).
 
     ``delay`` (seconds) replaces the job's back-off; ``requested`` marks a ``Retry``
-    the job raised, whose ``text`` is already a sentence.
+    the job raised, whose ``text`` is already a sentence. ``error`` (the exception, if
+    any) and ``worker`` (the worker that ran it, when not this process's) are logged.
     """
     if definition is None:
         definition = registry.all_jobs().get(claimed.name)
@@ -383,12 +386,10 @@ def errored(
     )
     if summary is None:
         summary = text.strip().splitlines()[-1] if text.strip() else "error"
-    took = f" after {elapsed_ms:.0f}ms" if elapsed_ms is not None else ""
+    took = elapsed_ms / 1000 if elapsed_ms is not None else None
     if final or attempts_spent(claimed.attempts, max_attempts):
-        logger.error(
-            "[jobs] [%s] job %s failed%s (attempt %s of %s, no more retries): %s",
-            claimed.name, claimed.id, took, claimed.attempts, max_attempts, summary,
-        )  # fmt: skip
+        why = "not retried" if final else "no more retries"
+        joblog.failed(claimed, took, max_attempts, summary, error, why, worker)
         if requested:
             text += f"; failed: attempt {claimed.attempts} of {max_attempts} was the last"
         outcome = Outcome(
@@ -406,11 +407,7 @@ def errored(
                 text = f"{note}\n{text}"
                 logger.error("[jobs] [%s] job %s: %s", claimed.name, claimed.id, note)
         run_at = clock.now() + timedelta(seconds=delay)
-        logger.warning(
-            "[jobs] [%s] job %s failed%s (attempt %s of %s, retrying at %s): %s",
-            claimed.name, claimed.id, took, claimed.attempts, max_attempts,
-            run_at.isoformat(timespec="seconds"), summary,
-        )  # fmt: skip
+        joblog.retrying(claimed, took, max_attempts, run_at, summary, worker)
         outcome = Outcome(claimed, OUTCOME_RETRY, error=text, run_at=run_at)
     if claimed.name.startswith(TASK_PREFIX):
         # A task's result lists every failed attempt: the row is kept, the attempt logged.

@@ -115,6 +115,9 @@ class Job(models.Model):
     attempt_log = models.JSONField(_("attempt log"), null=True, blank=True, editable=False)
     #: Small per-row data of integrations (e.g. the ``django.tasks`` backend alias).
     meta = models.JSONField(_("metadata"), null=True, blank=True, editable=False)
+    #: A short free-text label given at enqueue (``.using(tag=...)``): shown in logs, the
+    #: admin and ``jobs status``; NULL when none was given.
+    tag = models.CharField(_("tag"), max_length=64, null=True, blank=True)
 
     objects = JobQuerySet.as_manager()
 

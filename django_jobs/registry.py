@@ -17,6 +17,7 @@ from . import signals
 from .backoff import resolve as resolve_backoff
 from .exceptions import JobNotRegistered, TaskNotAllowed
 from .hooks import checked as checked_hooks
+from .tags import checked as checked_tag
 from .unique import DEFAULT_RULE, per_call_key
 from .unique import rule as unique_rule
 
@@ -49,6 +50,7 @@ class EnqueueOptions:
     wait: float | timedelta | None = None
     wait_until: datetime | None = None
     unique_key: str | None = None
+    tag: str | None = None
 
 
 class JobDefinition(Generic[P, R]):
@@ -190,14 +192,18 @@ class JobDefinition(Generic[P, R]):
         wait: float | timedelta | None = None,
         wait_until: datetime | None = None,
         unique_key: str | None = None,
+        tag: str | None = None,
     ) -> JobDefinition[P, R]:
         """A copy of this job whose ``enqueue`` uses other options; the registry is untouched.
 
         ``unique_key`` makes the calls of the copy unique under that key (see
-        docs/howto/unique.md), whether or not the job was declared unique.
+        docs/howto/unique.md), whether or not the job was declared unique. ``tag`` labels
+        its calls (at most 64 characters, one line), shown in logs, the admin and
+        ``jobs status``.
         """
         if unique_key is not None:
             per_call_key(unique_key)
+        tag = checked_tag(tag)
         clone = object.__new__(type(self))
         clone.__dict__.update(self.__dict__)
         clone.options = replace(
@@ -210,6 +216,7 @@ class JobDefinition(Generic[P, R]):
                     "wait": wait,
                     "wait_until": wait_until,
                     "unique_key": unique_key,
+                    "tag": tag,
                 }.items()
                 if value is not None
             },
@@ -233,6 +240,7 @@ class JobDefinition(Generic[P, R]):
             wait=opts.wait,
             wait_until=opts.wait_until,
             unique_key=opts.unique_key,
+            tag=opts.tag,
         )
 
     async def aenqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job:

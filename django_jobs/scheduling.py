@@ -21,6 +21,7 @@ def later(
     queue: str | None = None,
     priority: int | None = None,
     unique_key: str | None = None,
+    tag: str | None = None,
 ) -> Job:
     """Store one call of ``job`` to run in a worker; returns the stored row.
 
@@ -32,7 +33,8 @@ def later(
 
     For a unique job (or with ``unique_key``, a string that makes this call unique), a
     duplicate stores nothing and the job that holds the key is returned, with
-    ``created`` False (see docs/howto/unique.md).
+    ``created`` False (see docs/howto/unique.md). ``tag`` labels the call (at most 64
+    characters, one line): it is shown in logs, the admin and ``jobs status``.
     """
     return _calls.store_call(
         registry.resolve(job),
@@ -43,6 +45,7 @@ def later(
         queue=queue,
         priority=priority,
         unique_key=unique_key,
+        tag=tag,
     )
 
 
@@ -54,11 +57,12 @@ def later_many(
     wait_until: datetime | None = None,
     queue: str | None = None,
     priority: int | None = None,
+    tag: str | None = None,
 ) -> list[Job]:
     """Store many calls of one job with one INSERT statement per 1,000 rows.
 
     Each item of ``calls`` is a list of positional arguments, or an ``(args, kwargs)``
-    pair. Every call is checked before anything is stored.
+    pair. Every call is checked before anything is stored. ``tag`` labels every call.
     """
     return _calls.store_calls(
         registry.resolve(job),
@@ -67,4 +71,5 @@ def later_many(
         wait_until=wait_until,
         queue=queue,
         priority=priority,
+        tag=tag,
     )

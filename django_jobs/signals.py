@@ -98,19 +98,21 @@ class JobInfo:
     attempt: int
     args: list[Any]
     kwargs: dict[str, Any]
+    #: The call's tag (``.using(tag=...)``), "" when it has none.
+    tag: str = ""
 
     @classmethod
     def of_claimed(cls, claimed: ClaimedJob) -> JobInfo:
         return cls(
             claimed.id, claimed.name, claimed.queue, claimed.priority, claimed.attempts,
-            claimed.args, claimed.kwargs,
+            claimed.args, claimed.kwargs, claimed.tag or "",
         )  # fmt: skip
 
     @classmethod
     def of_row(cls, job: Job) -> JobInfo:
         return cls(
             job.pk, job.name, job.queue, job.priority, job.attempts,
-            list(job.args or []), dict(job.kwargs or {}),
+            list(job.args or []), dict(job.kwargs or {}), job.tag or "",
         )  # fmt: skip
 
 

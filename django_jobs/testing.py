@@ -26,7 +26,7 @@ from asgiref.sync import async_to_sync
 from django.db import DatabaseError, connections, transaction
 from django.db.models import Max, QuerySet
 
-from . import clock, signals, tracing
+from . import clock, joblog, signals, tracing
 from .conf import jobs_settings
 from .context import JobContext
 from .exceptions import UnknownQueue
@@ -251,6 +251,7 @@ def _invoke(call: Call) -> BaseException | None:
     ]
     error: BaseException | None = None
     hooks = call.definition.hooks
+    joblog.started(call.claimed)
     if signals.job_started.receivers:
         signals.send(signals.job_started, call.claimed.name, job=call.info())
     if hooks is not None:

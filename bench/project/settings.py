@@ -3,7 +3,7 @@
 BENCH_ENGINE (sqlite|postgres|mysql), BENCH_DB (database name, always bench_*),
 BENCH_THREADS, BENCH_ASYNC, BENCH_BATCH, BENCH_SLEEP_DELAY configure the one worker group.
 DEBUG is off (query logging would grow memory) and django_jobs logs at WARNING: an INFO
-line per job costs a few percent of no-op throughput.
+line per job costs a few percent of no-op throughput (BENCH_LOG_LEVEL=INFO measures it).
 """
 
 import os
@@ -73,7 +73,12 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "loggers": {"django_jobs": {"handlers": ["console"], "level": "WARNING"}},
+    "loggers": {
+        "django_jobs": {
+            "handlers": ["console"],
+            "level": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
+        }
+    },
 }
 
 # BENCH_OBSERVE, for the cost of metrics and tracing (docs/performance.md): "" (default:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 import django
 from django.conf import settings as django_settings
@@ -125,6 +126,24 @@ def status_and_attempts(job: Job) -> SafeString:
     )  # fmt: skip
 
 
+def tag_link(job: Job) -> SafeString | str:
+    """The job's tag, a link to the list of the jobs with that tag (the job page)."""
+    if not job.tag:
+        return ""
+    url = reverse("admin:django_jobs_job_changelist") + "?" + urlencode({"tag": job.tag})
+    return format_html(
+        '<a class="djj-tag" href="{}" title="{}">{}</a>',
+        url, _("Jobs with this tag"), job.tag,
+    )  # fmt: skip
+
+
+def _tag(job: Job) -> SafeString | str:
+    """The tag beside the name in the list (the name cell is a link: no link inside)."""
+    if not job.tag:
+        return ""
+    return format_html(' <span class="djj-tag" title="{}">{}</span>', job.tag, job.tag)
+
+
 def short_name(job: Job) -> SafeString:
     """The job's function name and id; its dotted path on hover. A ``django.tasks``
     task is marked as one, with its module path (not the row's prefixed name)."""
@@ -136,8 +155,8 @@ def short_name(job: Job) -> SafeString:
             _("enqueued with django.tasks"), _("task"), path, path.rpartition(".")[2], job.pk,
         )  # fmt: skip
     return format_html(
-        '<span class="djj-name" title="{}">{}</span> <span class="djj-id">#{}</span>',
-        job.name, job.name.rpartition(".")[2], job.pk,
+        '<span class="djj-name" title="{}">{}</span> <span class="djj-id">#{}</span>{}',
+        job.name, job.name.rpartition(".")[2], job.pk, _tag(job),
     )  # fmt: skip
 
 

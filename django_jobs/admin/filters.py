@@ -73,6 +73,25 @@ class NameFilter(admin.SimpleListFilter):
         return queryset.filter(name=value) if value else queryset
 
 
+class TagFilter(admin.SimpleListFilter):
+    """Jobs with one tag. Its choices are the tag chosen (by clicking a tag in the list,
+    or ``?tag=`` in the URL) and no others: listing every tag would read the table."""
+
+    title = _("tag")
+    parameter_name = "tag"
+
+    def lookups(self, request, model_admin):
+        value = self.value()
+        return [(value, value)] if value else []
+
+    def has_output(self) -> bool:
+        return bool(self.value())
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        return queryset.filter(tag=value) if value else queryset
+
+
 def date_range(field: str, title) -> tuple[str, type]:
     return (field, DateTimeRangeFilterBuilder(title=title))
 
@@ -81,6 +100,7 @@ LIST_FILTER = (
     StatusFilter,
     QueueFilter,
     NameFilter,
+    TagFilter,
     date_range("run_at", _("run at")),
     date_range("created_at", _("created at")),
     date_range("failed_at", _("failed at")),

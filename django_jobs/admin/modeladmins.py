@@ -40,16 +40,21 @@ STATUS_ORDER = {
 #: so that the list fits a 1280 px screen with the admin's navigation sidebar open. The
 #: first three are the same everywhere, so ``?o=`` keeps its meaning across filters.
 LIST_COLUMNS = {
-    "": ("job_name", "queue", "priority", "status_attempts", "run_at_short", "error_line"),
+    "": (
+        "job_name", "queue", "priority", "status_attempts", "run_at_short",
+        "error_line",
+    ),
     "running": (
-        "job_name", "queue", "priority", "attempts_display", "locked_at_short", "worker",
+        "job_name", "queue", "priority", "attempts_display", "locked_at_short",
+        "worker",
     ),
     "succeeded": (
         "job_name", "queue", "priority", "attempts_display", "finished_at_short",
         "created_at_short",
     ),
     "failed": (
-        "job_name", "queue", "priority", "attempts_display", "failed_at_short", "error_line",
+        "job_name", "queue", "priority", "attempts_display", "failed_at_short",
+        "error_line",
     ),
     "cancelled": (
         "job_name", "queue", "priority", "attempts_display", "cancelled_at_short",
@@ -137,8 +142,8 @@ class JobAdmin(admin.ModelAdmin):
     list_display = LIST_COLUMNS[""]
     list_display_links = ("job_name",)
     list_filter = LIST_FILTER
-    search_fields = ("name", "args", "last_error", "locked_by")
-    search_help_text = _("Searches job names, arguments, errors and workers.")
+    search_fields = ("name", "tag", "args", "last_error", "locked_by")
+    search_help_text = _("Searches job names, tags, arguments, errors and workers.")
     ordering = CLAIM_ORDER
     list_per_page = 50
     show_full_result_count = False
@@ -147,7 +152,7 @@ class JobAdmin(admin.ModelAdmin):
     actions = BULK_ACTIONS
     readonly_fields = (
         "id", "name", "status_badge", "attempts_display", "timeline", "args_json",
-        "kwargs_json", "progress_display", "traceback", "unique_key", "snoozes",
+        "kwargs_json", "progress_display", "traceback", "unique_key", "snoozes", "tag_link",
     )  # fmt: skip
     change_form_template = "admin/django_jobs/job/change_form.html"
     change_list_template = "admin/django_jobs/job/change_list.html"
@@ -166,6 +171,10 @@ class JobAdmin(admin.ModelAdmin):
     @admin.display(description=_("job"), ordering="name")
     def job_name(self, job: Job):
         return display.short_name(job)
+
+    @admin.display(description=_("tag"))
+    def tag_link(self, job: Job):
+        return display.tag_link(job)
 
     @admin.display(description=_("status"))
     def status_badge(self, job: Job):
@@ -240,7 +249,10 @@ class JobAdmin(admin.ModelAdmin):
         ]
         if obj is not None and obj.progress is not None:
             fieldsets.append((_("Progress"), {"fields": ("progress_display",)}))
-        controls = [f for f in ("unique_key", "snoozes") if obj is not None and getattr(obj, f)]
+        controls = [
+            f for f in ("tag", "unique_key", "snoozes") if obj is not None and getattr(obj, f)
+        ]
+        controls = ["tag_link" if f == "tag" else f for f in controls]
         if controls:
             fieldsets.append((_("Controls"), {"fields": tuple(controls)}))
         if obj is not None and obj.last_error:

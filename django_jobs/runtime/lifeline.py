@@ -85,12 +85,17 @@ def settle(rows: Iterable[HeldRow], live: set[str], how: str = "") -> int:
             reason = f"worker {row.locked_by} died while running this job"
             if how:
                 reason += f" ({how})"
-        outcome: Outcome = errored(row.job, reason)
-        outcome.started_at = row.started_at
-        # For the signals: what the attempt "raised", and how long it ran before this.
+        # What the attempt "raised", and how long it ran before this (logs and signals).
         kind = JobTimeout if row.locked_by in live else WorkerLost
-        outcome.exception = kind(reason.removeprefix("JobTimeout: "))
-        outcome.duration = _seconds_since(row.started_at, now)
+        error = kind(reason.removeprefix("JobTimeout: "))
+        took = _seconds_since(row.started_at, now)
+        outcome: Outcome = errored(
+            row.job, reason, elapsed_ms=None if took is None else took * 1000, error=error,
+            worker=row.locked_by,
+        )  # fmt: skip
+        outcome.started_at = row.started_at
+        outcome.exception = error
+        outcome.duration = took
         outcomes.append(outcome)
     storage = get_storage()
     given_back = signals.release(storage, unstarted, now) if unstarted else 0

@@ -123,7 +123,10 @@ def _alive(row: Worker, fresh: bool) -> str:
 
 
 def _job_text(job: Job, now: datetime) -> str:
-    text = f"#{job.pk} {job.name} running {_duration(now - job.locked_at)}"
+    text = f"#{job.pk} {job.name}"
+    if job.tag:
+        text += f" [{job.tag}]"
+    text += f" running {_duration(now - job.locked_at)}"
     if job.cancelled_at is not None:
         text += " (cancelled: stopping)"
     if job.progress is not None:
@@ -142,7 +145,14 @@ def _load() -> tuple[list[Worker], dict[str, list[Job]]]:
         Job.objects.using(alias)
         .filter(locked_at__isnull=False)
         .only(
-            "id", "name", "locked_at", "locked_by", "progress", "progress_message", "cancelled_at"
+            "id",
+            "name",
+            "locked_at",
+            "locked_by",
+            "progress",
+            "progress_message",
+            "cancelled_at",
+            "tag",
         )
         .order_by("locked_at", "id")
     )

@@ -62,9 +62,11 @@ class Watchdog(threading.Thread):
             "[jobs] [%s] job %s timed out after %g s: stopping worker %s",
             call.claimed.name, call.claimed.id, limit, self.worker.identity,
         )  # fmt: skip
-        timed_out = errored(call.claimed, f"JobTimeout: timed out after {limit:g} s")
+        error = JobTimeout(f"timed out after {limit:g} s")
+        took = (time.monotonic() - call.started) * 1000
+        timed_out = errored(call.claimed, f"JobTimeout: {error}", elapsed_ms=took, error=error)
         timed_out.started_at = call.started_at
-        timed_out.exception = JobTimeout(f"timed out after {limit:g} s")
+        timed_out.exception = error
         self._end_process(call, timed_out, EXIT_TIMEOUT)
 
     def _stop_cancelled(self, call: Call, grace: float) -> None:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 from django.db import DatabaseError, InterfaceError, connections
 
-from .. import clock, signals
+from .. import clock, joblog, signals
 from ..conf import WorkerGroup, jobs_settings
 from ..context import JobContext
 from ..executor import Call, Interrupted, outcome_of, run_sync
@@ -106,6 +106,7 @@ class Worker:
     def run(self) -> int:
         """Work until stopped (or, with ``workoff``, until nothing is ready); exit code."""
         use_worker_connections()
+        joblog.worker = self.identity
         self.storage.prepare_worker_connection()
         previous = {}
         if threading.current_thread() is threading.main_thread():

@@ -143,7 +143,7 @@ class Storage:
             return [row[0] for row in cursor.fetchall()]
 
     def _insert_values(
-        self, rows: Sequence[NewJob], now: datetime, with_meta: bool = False
+        self, rows: Sequence[NewJob], now: datetime, with_meta: bool = False, with_tag: bool = False
     ) -> tuple[str, list[Any]]:
         adapted_now = self.adapt(now)
         params: list[Any] = []
@@ -154,7 +154,10 @@ class Storage:
             ]  # fmt: skip
             if with_meta:
                 params.append(row.meta)
-        one = f"({self.placeholders()}{', ' + self.json_param if with_meta else ''})"
+            if with_tag:
+                params.append(row.tag)
+        more = (", " + self.json_param if with_meta else "") + (", %s" if with_tag else "")
+        one = f"({self.placeholders()}{more})"
         return ", ".join([one] * len(rows)), params
 
     def placeholders(self) -> str:
@@ -166,11 +169,13 @@ class Storage:
     def _insert_sql(self, rows: Sequence[NewJob], now: datetime) -> tuple[str, list[Any]]:
         # The meta column only when a row has one (django.tasks rows): @job inserts stay
         # exactly as they were.
-        with_meta = has_meta(rows)
-        values, params = self._insert_values(rows, now, with_meta)
+        # Likewise the tag column only when a row has a tag.
+        with_meta, with_tag = has_meta(rows), has_tag(rows)
+        values, params = self._insert_values(rows, now, with_meta, with_tag)
+        more = (", meta" if with_meta else "") + (", tag" if with_tag else "")
         return (
             f"INSERT INTO {self.table} (name, args, kwargs, queue, priority, run_at, attempts,"
-            f" last_error, progress_message, created_at, updated_at{', meta' if with_meta else ''})"
+            f" last_error, progress_message, created_at, updated_at{more})"
             f" VALUES {values} RETURNING id",
             params,
         )
@@ -207,12 +212,13 @@ class Storage:
         )
 
     def _unique_insert_sql(self, row: NewJob, now: datetime) -> tuple[str, list[Any]]:
-        with_meta = row.meta is not None  # e.g. the caller's trace context
-        values, params = self._insert_values([row], now, with_meta)
+        # The meta (e.g. the caller's trace context) and tag columns only when set.
+        with_meta, with_tag = row.meta is not None, row.tag is not None
+        values, params = self._insert_values([row], now, with_meta, with_tag)
+        more = (", meta" if with_meta else "") + (", tag" if with_tag else "")
         return (
             f"INSERT INTO {self.table} (name, args, kwargs, queue, priority, run_at, attempts,"
-            f" last_error, progress_message, created_at, updated_at{', meta' if with_meta else ''},"
-            " unique_key)"
+            f" last_error, progress_message, created_at, updated_at{more}, unique_key)"
             f" VALUES {values[:-1]}, %s)",
             [*params, row.unique_key],
         )
@@ -915,6 +921,10 @@ def _held(row: Sequence[Any]) -> HeldRow:
 
 def has_meta(rows: Sequence[NewJob]) -> bool:
     return any(row.meta is not None for row in rows)
+
+
+def has_tag(rows: Sequence[NewJob]) -> bool:
+    return any(row.tag is not None for row in rows)
 
 
 def _unless_cancelled(value: str, cancelled: str) -> str:

@@ -11,7 +11,7 @@ from datetime import datetime
 
 from django.db.backends.postgresql.psycopg_any import is_psycopg3
 
-from .base import Storage, has_meta
+from .base import Storage, has_meta, has_tag
 from .eventreading import EventReader, RawEvent
 from .rows import CLAIM_COLUMNS, ClaimedJob, NewJob, new_token
 from .waiting import Waiter, drain
@@ -92,11 +92,19 @@ class PostgreSQLStorage(Storage):
     def _unnest_insert(self, rows: Sequence[NewJob], now: datetime) -> tuple[str, list]:
         # Six array parameters instead of eight per row, sent in binary (%b): far less to
         # build, send and parse. Only for a psycopg 3 cursor (see insert()). A seventh
-        # for ``meta`` when a row has one (a traced later_many), NULL for the others.
-        with_meta = has_meta(rows)
+        # for ``meta`` when a row has one (a traced later_many), NULL for the others; and
+        # one for ``tag`` likewise.
+        with_meta, with_tag = has_meta(rows), has_tag(rows)
         column, value, array, alias = (
             (", meta", ", m::jsonb", ", %b::text[]", ", m") if with_meta else ("", "", "", "")
         )
+        if with_tag:
+            column, value, array, alias = (
+                column + ", tag",
+                value + ", g",
+                array + ", %b::text[]",
+                alias + ", g",
+            )
         return (
             f"INSERT INTO {self.table} (name, args, kwargs, queue, priority, run_at, attempts,"
             f" last_error, progress_message, created_at, updated_at{column})"
@@ -108,6 +116,7 @@ class PostgreSQLStorage(Storage):
                 [r.name for r in rows], [r.args for r in rows], [r.kwargs for r in rows],
                 [r.queue for r in rows], [r.priority for r in rows], [r.run_at for r in rows],
                 *([[r.meta for r in rows]] if with_meta else []),
+                *([[r.tag for r in rows]] if with_tag else []),
             ],
         )  # fmt: skip
 

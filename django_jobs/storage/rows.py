@@ -22,7 +22,7 @@ OUTCOME_SNOOZE = "snooze"
 #: ``meta`` is NULL for ``@job`` rows; ``django.tasks`` rows keep their backend's data there.
 CLAIM_COLUMNS = (
     "id", "name", "args", "kwargs", "queue", "priority", "attempts", "run_at", "meta",
-    "snoozes",
+    "snoozes", "tag",
 )  # fmt: skip
 
 
@@ -42,6 +42,8 @@ class NewJob:
     unique_key: str | None = None
     #: A holder of the key enqueued longer ago than this no longer blocks the call.
     unique_for: timedelta | None = None
+    #: ``Job.tag`` (None: no tag, and the INSERT leaves the column out).
+    tag: str | None = None
 
 
 @dataclass(slots=True)
@@ -60,13 +62,15 @@ class ClaimedJob:
     meta: Any = None
     #: Times the job was snoozed before this claim (``Snooze``, bounded by MAX_SNOOZES).
     snoozes: int = 0
+    #: The row's ``tag`` (None: untagged).
+    tag: str | None = None
 
     @classmethod
     def from_row(cls, row: Sequence[Any], token: int) -> ClaimedJob:
-        job_id, name, args, kwargs, queue, priority, attempts, run_at, meta, snoozes = row[:10]
+        job_id, name, args, kwargs, queue, priority, attempts, run_at, meta, snoozes, tag = row[:11]
         return cls(
             job_id, name, _json(args), _json(kwargs), queue, priority, attempts, run_at, token,
-            None if meta is None else _json(meta), snoozes or 0,
+            None if meta is None else _json(meta), snoozes or 0, tag,
         )  # fmt: skip
 
     def sort_key(self) -> tuple[int, Any, int]:

@@ -182,6 +182,7 @@ def test_date_range_filters(admin_client, field):
         ({"args": ["needle-42"]}, "needle-42"),
         ({"last_error": "KeyError: 'needle'"}, "keyerror"),
         ({"locked_by": "worker.needle@host", "locked_at": timezone.now()}, "needle@"),
+        ({"tag": "signup-needle"}, "signup-needle"),
     ],
 )
 def test_search(admin_client, fields, term):
@@ -259,3 +260,24 @@ def test_failed_and_succeeded_lists_show_the_newest_first(admin_client):
     assert listed(admin_client.get(URL, {"status": "succeeded"})) == [done_new.pk, done_old.pk]
     # A column the user sorts on wins (priority is column 3, after the checkbox, job, queue).
     assert listed(admin_client.get(URL, {"status": "failed", "o": "3"})) == [old.pk, new.pk]
+
+
+def test_a_tag_is_shown_and_its_link_on_the_job_page_filters_the_list_to_it(admin_client):
+    make_job("ready")
+    tagged = make_job("ready", tag="signup-42 <b>")
+    content = admin_client.get(URL).content.decode()
+    assert '<span class="djj-tag" title="signup-42 &lt;b&gt;">signup-42 &lt;b&gt;</span>' in content
+    page = admin_client.get(f"{URL}{tagged.pk}/change/").content.decode()
+    assert (
+        f'<a class="djj-tag" href="{URL}?tag=signup-42+%3Cb%3E" title="Jobs with this tag">'
+        "signup-42 &lt;b&gt;</a>"
+    ) in page
+    response = admin_client.get(URL, {"tag": "signup-42 <b>"})
+    assert listed(response) == [tagged.pk]
+    # The filter lists the chosen tag only: listing every tag would read the table.
+    specs = response.context["cl"].filter_specs
+    (tag_filter,) = [f for f in specs if getattr(f, "parameter_name", "") == "tag"]
+    assert [choice["display"] for choice in tag_filter.choices(response.context["cl"])] == [
+        "All",
+        "signup-42 <b>",
+    ]

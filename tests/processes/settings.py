@@ -31,3 +31,21 @@ if os.environ.get("DJANGO_JOBS_SPANS_FILE"):
     from tests.spans import export_spans_to
 
     export_spans_to(os.environ["DJANGO_JOBS_SPANS_FILE"])
+
+# DJANGO_JOBS_JSON_LOG: the job records of django_jobs as JSON lines in that file
+# (tests/processes/test_job_signals.py reads them back).
+if os.environ.get("DJANGO_JOBS_JSON_LOG"):
+    LOGGING = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "tests.processes.app.jsonlog.JSONFormatter"}},
+        "handlers": {
+            "console": {"class": "logging.StreamHandler"},
+            "file": {
+                "class": "logging.FileHandler",
+                "filename": os.environ["DJANGO_JOBS_JSON_LOG"],
+                "formatter": "json",
+            },
+        },
+        "loggers": {"django_jobs": {"handlers": ["console", "file"], "level": "INFO"}},
+    }

@@ -187,3 +187,49 @@ def test_signals_module_names_every_signal():
     assert set(ob.SIGNALS) == {
         name for name in dir(signals) if name.startswith("job_") and name != "job_info"
     }
+
+
+def test_a_json_formatter_gets_the_fields_and_traceback_of_a_failure(jobs_cmd, tmp_path):
+    import json
+
+    log = tmp_path / "jobs.jsonl"
+    proc = jobs_cmd(
+        "jobs", "worker", "--index", "0", "--id", "0",
+        workers=[group(SLEEP_DELAY=0.2)], DJANGO_JOBS_JSON_LOG=str(log),
+    )  # fmt: skip
+    failing = ob.observed.using(tag="signup-42").enqueue("fail")
+    fine = ob.observed.enqueue("ok")
+
+    def records(outcome: str) -> list[dict]:
+        if not log.exists():
+            return []
+        lines = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+        return [r for r in lines if r.get("outcome") == outcome]
+
+    (failed,) = wait_until(lambda: records("failed"), what="the failure's record")
+    (retry,) = records("retry")
+    wait_until(lambda: records("succeeded"), what="the success's record")
+    proc.signal(signal.SIGTERM)
+    assert proc.wait(30) == 0
+
+    assert failed["level"] == "ERROR" and failed["logger"] == "django_jobs.job"
+    assert failed["job_id"] == failing.pk and failed["job_name"] == ob.observed.name
+    assert (failed["queue"], failed["attempt"], failed["max_attempts"]) == ("slow", 2, 2)
+    assert failed["tag"] == "signup-42"
+    assert failed["worker"].startswith("django-jobs-worker")
+    assert isinstance(failed["duration_ms"], int) and failed["duration_ms"] >= 0
+    assert failed["exc_info"].startswith("Traceback")
+    assert "ValueError: boom on attempt 2" in failed["exc_info"]
+    assert failed["message"] == (
+        f"[jobs] [{ob.observed.name}] failed after {failed['duration_ms']} ms (attempt 2 of 2,"
+        f" job {failing.pk}, tag signup-42; no more retries): ValueError: boom on attempt 2"
+    )
+    # A retry is a WARNING without the traceback (it is in last_error).
+    assert retry["level"] == "WARNING" and retry["exc_info"] is None
+    assert retry["attempt"] == 1 and "retrying at" in retry["message"]
+    (ok,) = [r for r in records("succeeded") if r["job_id"] == fine.pk]
+    assert (
+        ok["level"] == "INFO"
+        and ok["tag"] == ""
+        and ok["message"].startswith(f"[jobs] [{ob.observed.name}] succeeded in ")
+    )
