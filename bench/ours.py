@@ -65,6 +65,12 @@ def jobs_module():
     return jobs
 
 
+def limited_jobs():
+    from bench.project.benchapp import limited
+
+    return limited
+
+
 def enqueue(args) -> dict:
     setup_django(args.engine, args.db)
     from django_jobs import later, later_many
@@ -102,11 +108,16 @@ def drain(args) -> dict:
     if big and extra_rows(args) != EXTRA_ROWS:
         add_extra_rows(args.engine)
     jobs = jobs_module()
-    definition = {"noop": jobs.noop, "sleep": jobs.sleep10, "async": jobs.asleep10}[args.kind]
+    if args.kind == "limited":
+        definition = limited_jobs().noop_limited
+    else:
+        definition = {"noop": jobs.noop, "sleep": jobs.sleep10, "async": jobs.asleep10}[args.kind]
     with lib.request_span():
         fill(definition, args.jobs)
     conn = lib.connect(args.engine, args.db)
-    env = worker_env(args)
+    # Workers declare the limited job only for its own drain: any declared limit makes
+    # every claim count slots, and the other drains measure the plain claim.
+    env = worker_env(args, **({"BENCH_LIMITS": "1"} if args.kind == "limited" else {}))
     log = f"/tmp/bench_ours_{args.engine}"
     rss: dict[str, float] = {}
 
@@ -242,7 +253,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return cli.driver_args(
         argv,
         ["enqueue", "bulk", "drain", "scale", "memory", "latency"],
-        kinds=["noop", "sleep", "async"],
+        kinds=["noop", "sleep", "async", "limited"],
         options=[
             ("--threads", {"type": int, "default": 1}),
             ("--async-concurrency", {"type": int, "default": 10}),

@@ -25,6 +25,11 @@ METRICS = {
     "enqueue_bulk": ("enqueue, bulk 1,000 per call", "jobs/s", "insert_1000"),
     "drain_1": ("no-op drain, 1 worker process", "jobs/s", "loop_10_p1"),
     "drain_2": ("no-op drain, 2 worker processes", "jobs/s", "loop_10_p2"),
+    "drain_limited": (
+        "no-op drain, 1 process, concurrency limit 1 per key on every job (100 keys)",
+        "jobs/s",
+        None,
+    ),
     "sleep_sync": ("10 ms sync jobs, best configuration", "jobs/s", None),
     "sleep_async": ("10 ms async jobs, best configuration", "jobs/s", None),
     "pickup": ("idle pickup latency p50 / p99", "ms", None),
@@ -174,6 +179,17 @@ def cases(
     ours = SYSTEMS[OURS]
     for engine in engines:
         out += system_cases(ours, engine, jobs, slow_jobs, lat)
+        # Beside drain_1: the same drain with a concurrency limit on every job.
+        out.append(
+            Case(
+                "drain_limited",
+                OURS,
+                engine,
+                ours.module,
+                ["drain", "--jobs", str(jobs), "--procs", "1", "--kind", "limited",
+                 "--engine", engine],
+            )
+        )  # fmt: skip
         if not smoke:
             big = Case(
                 "scale",

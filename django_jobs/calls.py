@@ -21,6 +21,7 @@ from django.utils import timezone
 from . import clock, tags, tracing
 from .conf import jobs_settings
 from .exceptions import NotSerializable, UnknownQueue
+from .limits import for_call as concurrency_for
 from .models import Job
 from .signals import enqueued, job_enqueued
 from .storage import NewJob, get_storage
@@ -160,6 +161,9 @@ def _new_job(
         arg_list=arg_list,
         kwarg_dict=kwarg_dict,
     )
+    limit = concurrency_for(definition, queue, arg_list, kwarg_dict)
+    if limit is not None:
+        row = replace(row, concurrency_key=limit[0], concurrency_limit=limit[1])
     if definition.unique is None and unique_key is None:
         return row
     key = key_for(definition, arg_list, kwarg_dict, unique_key)
@@ -289,7 +293,7 @@ def _instance(row: NewJob, alias: str, now: datetime) -> Job:
     job = Job(
         None, row.name, row.arg_list, row.kwarg_dict, row.queue, row.priority, 0,
         row.run_at, None, None, None, None, None, "", None, None, None, "", now, now,
-        None, None, None, None, None, None, row.tag,
+        None, None, None, None, None, None, row.tag, row.concurrency_key, row.concurrency_limit,
     )  # fmt: skip
     if row.meta is not None:
         job.meta = json.loads(row.meta)

@@ -12,6 +12,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import cached_property
 from typing import Any
 
 from django.conf import settings
@@ -108,6 +109,9 @@ WORKER_DEFAULTS: dict[str, Any] = {
     "BATCH_SIZE": 100,
     "MAX_JOBS": None,
     "MAX_MEMORY_MB": None,
+    # At most this many jobs of each of the group's queues run at once, across every
+    # worker and host (None: no limit); see django_jobs.limits.
+    "CONCURRENCY": None,
 }
 
 
@@ -126,6 +130,9 @@ class WorkerGroup:
     batch_size: int = 100
     max_jobs: int | None = None
     max_memory_mb: int | None = None
+    #: ``CONCURRENCY``: the per-queue concurrency limit of the queues this group's
+    #: policy covers (``JobsSettings.policy_for``), None for no limit.
+    concurrency: int | None = None
 
     @property
     def queue_label(self) -> str:
@@ -213,6 +220,12 @@ class JobsSettings:
             return named[0]
         return next((g for g in self.workers if g.queues is None), None)
 
+    @cached_property
+    def queue_concurrency(self) -> dict[str, int]:
+        """The ``CONCURRENCY`` of each queue whose policy has one (read on every enqueue)."""
+        limits = {q: self.policy_for(q).concurrency for q in self.queues}
+        return {queue: limit for queue, limit in limits.items() if limit is not None}
+
     def policy_for(self, queue: str) -> WorkerGroup:
         """``group_for_queue``, or the default options for a queue no group serves."""
         return self.group_for_queue(queue) or WorkerGroup(index=0, queues=None)
@@ -257,7 +270,15 @@ def _group(index: int, raw: dict[str, Any]) -> WorkerGroup:
         batch_size=max(1, _pick(raw, "BATCH_SIZE", WORKER_DEFAULTS, (int,))),
         max_jobs=_pick(raw, "MAX_JOBS", WORKER_DEFAULTS, (int,)),
         max_memory_mb=_pick(raw, "MAX_MEMORY_MB", WORKER_DEFAULTS, (int,)),
+        concurrency=_positive(raw.get("CONCURRENCY")),
     )
+
+
+def _positive(value: Any) -> int | None:
+    """A limit of at least 1, or None (bad values are reported by the system checks)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    return None
 
 
 def _age(value: Any, default: float) -> timedelta | None:

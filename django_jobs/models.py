@@ -31,7 +31,8 @@ class JobQuerySet(models.QuerySet):
     """Querysets named after the states a job moves through."""
 
     def scheduled(self) -> JobQuerySet:
-        return self.filter(CLAIMABLE, run_at__isnull=False)
+        """Jobs that wait: ready, due later, or blocked by their concurrency limit."""
+        return self.filter(CLAIMABLE)
 
     # clock.now(), not timezone.now(): under USE_TZ = False run_at is naive UTC, and
     # timezone.now() would be local time.
@@ -40,6 +41,11 @@ class JobQuerySet(models.QuerySet):
 
     def later(self, now=None) -> JobQuerySet:
         return self.scheduled().filter(run_at__gt=now or clock.now())
+
+    def blocked(self) -> JobQuerySet:
+        """Jobs waiting for a slot of their concurrency limit: not claimable until a
+        job with the same key ends (``run_at`` is NULL while they wait)."""
+        return self.filter(CLAIMABLE, run_at__isnull=True, concurrency_key__isnull=False)
 
     def running(self) -> JobQuerySet:
         return self.filter(locked_at__isnull=False)
@@ -118,6 +124,15 @@ class Job(models.Model):
     #: A short free-text label given at enqueue (``.using(tag=...)``): shown in logs, the
     #: admin and ``jobs status``; NULL when none was given.
     tag = models.CharField(_("tag"), max_length=64, null=True, blank=True)
+    #: The concurrency limit the job counts against (``django_jobs.limits``): at most
+    #: ``concurrency_limit`` rows with this key are claimed at once. A row with a key and
+    #: no ``run_at`` that no worker holds waits for a slot (see ``JobQuerySet.blocked``).
+    concurrency_key = models.CharField(
+        _("concurrency key"), max_length=255, null=True, blank=True, editable=False
+    )
+    concurrency_limit = models.IntegerField(
+        _("concurrency limit"), null=True, blank=True, editable=False
+    )
 
     objects = JobQuerySet.as_manager()
 
@@ -149,6 +164,27 @@ class Job(models.Model):
         if self.locked_at is not None:
             return JobStatus.RUNNING
         return JobStatus.SCHEDULED
+
+    @property
+    def blocked(self) -> bool:
+        """True while the job waits for a slot of its concurrency limit."""
+        return (
+            self.concurrency_key is not None
+            and self.run_at is None
+            and self.locked_at is None
+            and self.failed_at is None
+            and self.finished_at is None
+        )
+
+    @property
+    def waiting_reason(self) -> str:
+        """Why a job that is due does not run yet ("" when nothing holds it back)."""
+        if self.blocked:
+            return _("concurrency limit %(limit)s for key %(key)s") % {
+                "limit": self.concurrency_limit,
+                "key": self.concurrency_key,
+            }
+        return ""
 
     @property
     def cancel_requested(self) -> bool:
@@ -231,6 +267,27 @@ class QueuePause(models.Model):
 
     def __str__(self) -> str:
         return self.queue
+
+
+class LimitLock(models.Model):
+    """One row per concurrency key: what a claim and the end of a claim lock, so that
+    deciding who gets a slot of that key is serialised across workers and hosts (two
+    claims that both count the running rows would otherwise both see a free slot).
+
+    It holds no count: the running rows are counted, so nothing drifts when a worker
+    dies. Rows are created on a key's first claim and deleted by pruning when unused.
+    """
+
+    key = models.CharField(_("key"), max_length=255, unique=True, db_column="lock_key")
+    used_at = models.DateTimeField(_("last used"), db_index=True)
+
+    class Meta:
+        verbose_name = _("limit lock")
+        verbose_name_plural = _("limit locks")
+        ordering = ["key"]
+
+    def __str__(self) -> str:
+        return self.key
 
 
 class Schedule(models.Model):

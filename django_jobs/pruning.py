@@ -23,7 +23,7 @@ from django.db import models
 
 from . import clock
 from .conf import jobs_settings
-from .models import Event, Job, ScheduleRun, Worker
+from .models import Event, Job, LimitLock, ScheduleRun, Worker
 from .registry import TASK_PREFIX
 
 #: The kinds of rows pruning deletes, in the order they are pruned and reported.
@@ -157,6 +157,12 @@ def prune(*, dry_run: bool = False, now: datetime | None = None) -> PruneReport:
             report.counts[kind] += _delete_in_batches(
                 queryset, order, prune_settings.batch_size, alias, report
             )
+    if not dry_run:
+        # Housekeeping, not reported: the lock rows of concurrency keys unused for as long
+        # as a dead worker's row is kept (a claim creates a key's row again when needed).
+        LimitLock.objects.using(alias).filter(
+            used_at__lt=now - settings.worker_rows_max_age
+        ).delete()
     report.seconds = time.monotonic() - started
     return report
 

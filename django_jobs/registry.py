@@ -17,6 +17,7 @@ from . import signals
 from .backoff import resolve as resolve_backoff
 from .exceptions import JobNotRegistered, TaskNotAllowed
 from .hooks import checked as checked_hooks
+from .limits import rule as concurrency_rule
 from .tags import checked as checked_tag
 from .unique import DEFAULT_RULE, per_call_key
 from .unique import rule as unique_rule
@@ -81,6 +82,8 @@ class JobDefinition(Generic[P, R]):
         on_success: Callable[..., Any] | None = None,
         on_failure: Callable[..., Any] | None = None,
         events: bool = False,
+        concurrency: int | None = None,
+        concurrency_key: Callable[..., Any] | None = None,
     ) -> None:
         if not callable(func):
             raise TypeError(f"@job decorates a function, not {type(func).__name__}")
@@ -120,6 +123,8 @@ class JobDefinition(Generic[P, R]):
         )  # fmt: skip
         #: Publish each outcome on the job's channel (``django_jobs.events``).
         self.events = bool(events)
+        #: The concurrency limit (``django_jobs.limits.ConcurrencyRule``), or None.
+        self.concurrency = concurrency_rule(self.name, concurrency, concurrency_key)
         functools.update_wrapper(self, func)  # type: ignore[arg-type]
 
     def _check_cron(self, cron: Any) -> None:
@@ -280,6 +285,8 @@ def job(
     on_success: Callable[..., Any] | None = ...,
     on_failure: Callable[..., Any] | None = ...,
     events: bool = ...,
+    concurrency: int | None = ...,
+    concurrency_key: Callable[..., Any] | None = ...,
 ) -> Callable[[Callable[P, R]], JobDefinition[P, R]]: ...
 
 
@@ -382,6 +389,16 @@ def publishes_outcomes(name: str) -> bool:
     """True when the job called ``name`` publishes its outcomes (``@job(events=True)``)."""
     definition = _registry.get(name)
     return definition is not None and definition.events
+
+
+def declares_limits() -> bool:
+    """True when a registered job or a worker group declares a concurrency limit: a
+    worker then counts slots from its first claim."""
+    from .conf import jobs_settings
+
+    if any(group.concurrency is not None for group in jobs_settings().workers):
+        return True
+    return any(d.concurrency is not None for d in _registry.values())
 
 
 def all_jobs() -> dict[str, JobDefinition[Any, Any]]:

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.db.models import Count, Min, Q
+from django.db.models import Count, Max, Min, Q
 from django.utils import timezone
 
 from . import clock
@@ -233,3 +233,30 @@ def error_type(last_error: str) -> str:
         return ""
     match = _EXCEPTION_LINE.match(lines[-1].strip())
     return match.group(1) if match else ""
+
+
+@dataclass(frozen=True)
+class WaitingKey:
+    """A concurrency key with jobs waiting for one of its slots."""
+
+    key: str
+    limit: int | None
+    waiting: int
+
+    @property
+    def reason(self) -> str:
+        from .limits import describe
+
+        return describe(self.key, self.limit)
+
+
+def waiting_keys(alias: str | None = None, top: int = 10) -> list[WaitingKey]:
+    """The keys with the most jobs waiting for a slot (the waiting rows' index)."""
+    rows = (
+        Job.objects.using(_alias(alias))
+        .blocked()
+        .values("concurrency_key")
+        .annotate(n=Count("id"), limit=Max("concurrency_limit"))
+        .order_by("-n", "concurrency_key")[:top]
+    )
+    return [WaitingKey(row["concurrency_key"], row["limit"], row["n"]) for row in rows]

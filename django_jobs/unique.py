@@ -139,12 +139,7 @@ def key_for(
     elif rule.key is None:
         identity = "call:" + _dumps(_bound(definition, args, kwargs))
     else:
-        try:
-            value = rule.key(*args, **kwargs)
-        except Exception as exc:
-            raise ValueError(
-                f"unique_key of job {definition.name} raised {type(exc).__name__}: {exc}"
-            ) from exc
+        value = call_key(rule.key, "unique_key", definition.name, args, kwargs)
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, str | int):
@@ -154,6 +149,17 @@ def key_for(
             )
         identity = "key:" + str(value)
     return hashlib.sha256(f"{definition.name}\x00{identity}".encode()).hexdigest()
+
+
+def call_key(
+    key: Callable[..., Any], option: str, job_name: str, args: list[Any], kwargs: dict[str, Any]
+) -> Any:
+    """What a key callable (``unique_key``, ``concurrency_key``) returns for a call; a
+    ``ValueError`` naming the job when it raises."""
+    try:
+        return key(*args, **kwargs)
+    except Exception as exc:
+        raise ValueError(f"{option} of job {job_name} raised {type(exc).__name__}: {exc}") from exc
 
 
 def per_call_key(value: Any) -> str:

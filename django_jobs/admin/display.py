@@ -93,6 +93,8 @@ def display_status(job: Job, now: datetime | None = None) -> tuple[str, str]:
         return "cancelling", _("cancelling")
     if status == JobStatus.SCHEDULED and job.run_at and job.run_at <= (now or clock.now()):
         return "ready", _("ready")
+    if job.blocked:
+        return "waiting", _("waiting")
     return str(status), str(JobStatus(status).label)
 
 
@@ -110,6 +112,8 @@ def status_badge(job: Job) -> SafeString:
             "when": _when(job.locked_at),
             "worker": job.locked_by or EMPTY,
         }
+    elif job.blocked:
+        hint = job.waiting_reason
     else:
         hint = ""
     return format_html('<span class="djj-badge djj-{}" title="{}">{}</span>', css, hint, label)

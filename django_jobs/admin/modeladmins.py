@@ -153,6 +153,7 @@ class JobAdmin(admin.ModelAdmin):
     readonly_fields = (
         "id", "name", "status_badge", "attempts_display", "timeline", "args_json",
         "kwargs_json", "progress_display", "traceback", "unique_key", "snoozes", "tag_link",
+        "waiting_reason", "concurrency_display",
     )  # fmt: skip
     change_form_template = "admin/django_jobs/job/change_form.html"
     change_list_template = "admin/django_jobs/job/change_list.html"
@@ -237,6 +238,13 @@ class JobAdmin(admin.ModelAdmin):
     def progress_display(self, job: Job):
         return display.progress_block(job)
 
+    @admin.display(description=_("concurrency limit"))
+    def concurrency_display(self, job: Job) -> str:
+        return _("%(limit)s at once for key %(key)s") % {
+            "limit": job.concurrency_limit,
+            "key": job.concurrency_key,
+        }
+
     @admin.display(description=_("traceback"))
     def traceback(self, job: Job):
         return display.traceback_block(job)
@@ -250,7 +258,9 @@ class JobAdmin(admin.ModelAdmin):
         if obj is not None and obj.progress is not None:
             fieldsets.append((_("Progress"), {"fields": ("progress_display",)}))
         controls = [
-            f for f in ("tag", "unique_key", "snoozes") if obj is not None and getattr(obj, f)
+            f
+            for f in ("waiting_reason", "concurrency_display", "tag", "unique_key", "snoozes")
+            if obj is not None and getattr(obj, f.replace("_display", "_key"))
         ]
         controls = ["tag_link" if f == "tag" else f for f in controls]
         if controls:

@@ -11,6 +11,7 @@ from . import (  # noqa: F401  (importing registers the checks)
     cancelling,
     database,
     events,
+    limits,
     observability,
     prune,
     retries,

@@ -198,6 +198,11 @@ WORKER_VALUES: dict[str, tuple[int, Callable[[Any], bool], str]] = {
     "BATCH_SIZE": (31, _positive_int, "a whole number of at least 1"),
     "MAX_JOBS": (32, _optional_positive_int, "a whole number of at least 1, or None"),
     "MAX_MEMORY_MB": (33, _optional_positive_int, "a whole number of megabytes, or None"),
+    "CONCURRENCY": (
+        130,
+        _optional_positive_int,
+        "a whole number of at least 1 (jobs of each of its queues running at once), or None",
+    ),
 }
 
 

@@ -49,6 +49,9 @@ def recover() -> int:
         rows = storage.recoverable(live, cutoff, now - timeout, BATCH)
         recovered = settle(rows, set(live))
     workers.filter(heartbeat_at__lt=cutoff).delete()
+    # Recovery freed the slots of the jobs it took back, in the statements above; this
+    # catches keys left with free slots some other way (a running job deleted by hand).
+    storage.unblock_stranded(now)
     return recovered
 
 

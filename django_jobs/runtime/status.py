@@ -213,7 +213,19 @@ def queues_table(now: datetime) -> str:
                 + stats.queue
                 + "` resumes it)"
             )
-    return out
+    return out + waiting_lines()
+
+
+def waiting_lines() -> str:
+    """Why jobs that are due do not run: the keys whose concurrency limit holds them."""
+    from ..stats import waiting_keys
+
+    keys = waiting_keys()
+    if not keys:
+        return ""
+    return "\n\nWaiting for a slot\n" + "\n".join(
+        f"{_printable(key.reason)}: {key.waiting} job(s) waiting" for key in keys
+    )
 
 
 def render_status() -> str:

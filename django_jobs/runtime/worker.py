@@ -26,6 +26,7 @@ from ..context import JobContext
 from ..executor import Call, Interrupted, outcome_of, run_sync
 from ..pausing import claim_filter, paused_among
 from ..progress import ProgressWriter
+from ..registry import declares_limits
 from ..storage import ClaimedJob, Outcome, get_storage, use_worker_connections
 from ..storage.waiting import drain
 from .controls import Controls
@@ -108,6 +109,8 @@ class Worker:
         use_worker_connections()
         joblog.worker = self.identity
         self.storage.prepare_worker_connection()
+        # Count slots from the first claim rather than after meeting a limited row.
+        self.storage.limited = self.storage.limited or declares_limits()
         previous = {}
         if threading.current_thread() is threading.main_thread():
             # Before registering: a stop signal that arrives once the worker is visible

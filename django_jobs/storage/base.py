@@ -36,9 +36,9 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterable, Sequence
-from contextlib import nullcontext
-from datetime import datetime
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import connections, transaction
@@ -47,7 +47,7 @@ from django.db.models import Min, Q
 from .. import clock
 from ..conf import jobs_settings
 from ..exceptions import JobsError
-from ..models import Event, Job, QueuePause
+from ..models import Event, Job, LimitLock, QueuePause
 from .eventreading import EventReader, TableEventReader
 from .rows import (
     CLAIM_COLUMNS,
@@ -61,6 +61,7 @@ from .rows import (
     NewJob,
     Outcome,
     StartMark,
+    new_token,
 )
 from .waiting import PollingWaiter, SleepingWaiter, Waiter
 
@@ -143,7 +144,12 @@ class Storage:
             return [row[0] for row in cursor.fetchall()]
 
     def _insert_values(
-        self, rows: Sequence[NewJob], now: datetime, with_meta: bool = False, with_tag: bool = False
+        self,
+        rows: Sequence[NewJob],
+        now: datetime,
+        with_meta: bool = False,
+        with_tag: bool = False,
+        with_limits: bool = False,
     ) -> tuple[str, list[Any]]:
         adapted_now = self.adapt(now)
         params: list[Any] = []
@@ -156,7 +162,13 @@ class Storage:
                 params.append(row.meta)
             if with_tag:
                 params.append(row.tag)
-        more = (", " + self.json_param if with_meta else "") + (", %s" if with_tag else "")
+            if with_limits:
+                params += [row.concurrency_key, row.concurrency_limit]
+        more = (
+            (", " + self.json_param if with_meta else "")
+            + (", %s" if with_tag else "")
+            + (", %s, %s" if with_limits else "")
+        )
         one = f"({self.placeholders()}{more})"
         return ", ".join([one] * len(rows)), params
 
@@ -169,13 +181,12 @@ class Storage:
     def _insert_sql(self, rows: Sequence[NewJob], now: datetime) -> tuple[str, list[Any]]:
         # The meta column only when a row has one (django.tasks rows): @job inserts stay
         # exactly as they were.
-        # Likewise the tag column only when a row has a tag.
-        with_meta, with_tag = has_meta(rows), has_tag(rows)
-        values, params = self._insert_values(rows, now, with_meta, with_tag)
-        more = (", meta" if with_meta else "") + (", tag" if with_tag else "")
+        # Likewise the tag column only when a row has a tag, and the limit columns.
+        with_meta, with_tag, with_limits = has_meta(rows), has_tag(rows), has_limits(rows)
+        values, params = self._insert_values(rows, now, with_meta, with_tag, with_limits)
         return (
-            f"INSERT INTO {self.table} (name, args, kwargs, queue, priority, run_at, attempts,"
-            f" last_error, progress_message, created_at, updated_at{more})"
+            f"INSERT INTO {self.table} ({INSERT_COLUMNS}"
+            f"{_optional_columns(with_meta, with_tag, with_limits)})"
             f" VALUES {values} RETURNING id",
             params,
         )
@@ -212,13 +223,13 @@ class Storage:
         )
 
     def _unique_insert_sql(self, row: NewJob, now: datetime) -> tuple[str, list[Any]]:
-        # The meta (e.g. the caller's trace context) and tag columns only when set.
+        # The meta (e.g. the caller's trace context), tag and limit columns only when set.
         with_meta, with_tag = row.meta is not None, row.tag is not None
-        values, params = self._insert_values([row], now, with_meta, with_tag)
-        more = (", meta" if with_meta else "") + (", tag" if with_tag else "")
+        with_limits = has_limits([row])
+        values, params = self._insert_values([row], now, with_meta, with_tag, with_limits)
         return (
-            f"INSERT INTO {self.table} (name, args, kwargs, queue, priority, run_at, attempts,"
-            f" last_error, progress_message, created_at, updated_at{more}, unique_key)"
+            f"INSERT INTO {self.table} ({INSERT_COLUMNS}"
+            f"{_optional_columns(with_meta, with_tag, with_limits)}, unique_key)"
             f" VALUES {values[:-1]}, %s)",
             [*params, row.unique_key],
         )
@@ -294,6 +305,10 @@ class Storage:
         " expires_at = NULL, updated_at = %s"
     )
 
+    #: True once this process met a job with a concurrency limit (or declares one):
+    #: from then on every claim counts slots (``claim_limited``).
+    limited = False
+
     def claim(
         self,
         worker: str,
@@ -302,8 +317,198 @@ class Storage:
         now: datetime,
         exclude: Sequence[str] = (),
     ) -> list[ClaimedJob]:
-        """``exclude``: queues not to claim from (the paused ones)."""
+        """``exclude``: queues not to claim from (the paused ones).
+
+        Without concurrency limits, the engine's one-statement claim (``claim_plain``).
+        A row with a limit that it claims anyway (enqueued by code this process does not
+        know) is given back unrun at once, and claimed again by ``claim_limited``, which
+        every later claim of this process uses.
+        """
+        if self.limited:
+            return self.claim_limited(worker, queues, limit, now, exclude)
+        jobs = self.claim_plain(worker, queues, limit, now, exclude)
+        keyed = [job for job in jobs if job.concurrency_key is not None]
+        if not keyed:
+            return jobs
+        self.limited = True
+        self.release(keyed, now)
+        plain = [job for job in jobs if job.concurrency_key is None]
+        more = self.claim_limited(worker, queues, limit - len(plain), now, exclude)
+        return sorted(plain + more, key=ClaimedJob.sort_key)
+
+    def claim_plain(
+        self,
+        worker: str,
+        queues: tuple[str, ...] | None,
+        limit: int,
+        now: datetime,
+        exclude: Sequence[str] = (),
+    ) -> list[ClaimedJob]:
+        """The claim without concurrency limits: one statement where the engine can."""
         raise NotImplementedError
+
+    def claim_limited(
+        self,
+        worker: str,
+        queues: tuple[str, ...] | None,
+        limit: int,
+        now: datetime,
+        exclude: Sequence[str] = (),
+    ) -> list[ClaimedJob]:
+        """A claim that takes a slot of each picked row's concurrency limit, in one
+        transaction: pick (SKIP LOCKED), lock the picked rows' keys, count their claimed
+        rows, claim the rows that got a slot and park the others (``run_at`` NULL: out
+        of every claim until a slot of their key frees up; no attempt spent)."""
+        claimed: list[ClaimedJob] = []
+        at = self.adapt(now)
+        token = new_token()
+        picked = 0
+        with self.write_transaction(), self.connection.cursor() as cursor:
+            # Parked rows leave the ready set at once: pick again (in this transaction,
+            # which sees its own parking) so that the jobs behind them are claimed now.
+            while len(claimed) < limit and picked < self.PARK_PER_CLAIM:
+                wanted = limit - len(claimed)
+                jobs = self._claim_round(cursor, worker, queues, wanted, now, at, token, exclude)
+                picked += len(jobs)
+                claimed += [job for job in jobs if job.token == token]
+                if len(jobs) < wanted:
+                    break  # nothing more is ready
+        for job in claimed:
+            job.attempts += 1
+        claimed.sort(key=ClaimedJob.sort_key)
+        return claimed
+
+    #: Rows one claim may pick and park before it returns what it has.
+    PARK_PER_CLAIM = 2000
+
+    def _claim_round(
+        self, cursor, worker, queues, limit, now, at, token, exclude
+    ) -> list[ClaimedJob]:
+        """Pick up to ``limit`` ready rows; claim those with a slot (token ``token``) and
+        park the others (token 0). Returns every picked row."""
+        pick, params = self.ready_select(queues, limit, now, ", ".join(CLAIM_COLUMNS), exclude)
+        cursor.execute(pick, params)
+        jobs = [ClaimedJob.from_row(row, token) for row in cursor.fetchall()]
+        jobs.sort(key=ClaimedJob.sort_key)
+        limits = _limits_of(jobs)
+        if limits:
+            running = self._lock_keys(cursor, sorted(limits), now)
+            for job in jobs:
+                key = job.concurrency_key
+                if key is None:
+                    continue
+                if running.get(key, 0) < (job.concurrency_limit or 1):
+                    running[key] = running.get(key, 0) + 1
+                else:
+                    job.token = 0
+        for chunk in _chunks([job.id for job in jobs if job.token], 500):
+            cursor.execute(
+                f"UPDATE {self.table} SET {self.CLAIM_SET}, attempts = attempts + 1"
+                f" WHERE id IN ({', '.join(['%s'] * len(chunk))})",
+                [at, worker, token, at, *chunk],
+            )
+        for chunk in _chunks([job.id for job in jobs if not job.token], 500):
+            cursor.execute(
+                f"UPDATE {self.table} SET run_at = NULL, updated_at = %s"
+                f" WHERE id IN ({', '.join(['%s'] * len(chunk))})",
+                [at, *chunk],
+            )
+        return jobs
+
+    def _lock_keys(self, cursor: Any, keys: list[str], now: datetime) -> dict[str, int]:
+        """Lock the ``LimitLock`` rows of ``keys`` (creating them), in key order so that
+        two transactions never wait for each other; then count each key's claimed rows.
+
+        The count is a statement of its own after the locks: under READ COMMITTED it
+        sees every transaction that held a lock before us as committed."""
+        self._lock_limit_rows(cursor, keys, now)
+        marks = ", ".join(["%s"] * len(keys))
+        cursor.execute(
+            f"SELECT concurrency_key, COUNT(*) FROM {self.table}"
+            f" WHERE concurrency_key IN ({marks}) AND locked_at IS NOT NULL"
+            " GROUP BY concurrency_key",
+            keys,
+        )
+        return {key: count for key, count in cursor.fetchall()}
+
+    def _lock_limit_rows(self, cursor: Any, keys: list[str], now: datetime) -> None:
+        # DO UPDATE locks every conflicting row, whether its WHERE lets the update through
+        # or not: used_at is written only when stale, so a busy key is not rewritten on
+        # every claim (pruning deletes rows unused for much longer than that).
+        values = ", ".join(["(%s, %s)"] * len(keys))
+        cursor.execute(
+            f"INSERT INTO {self.limit_table} (lock_key, used_at) VALUES {values}"
+            " ON CONFLICT (lock_key) DO UPDATE SET used_at = excluded.used_at"
+            f" WHERE {self.limit_table}.used_at < %s",
+            [*(value for key in keys for value in (key, self.adapt(now))), self._stale(now)],
+        )
+
+    def _stale(self, now: datetime) -> Any:
+        return self.adapt(now - USED_AT_REFRESH)
+
+    @property
+    def limit_table(self) -> str:
+        return self.connection.ops.quote_name(LimitLock._meta.db_table)
+
+    def _free_slots(self, cursor: Any, limits: dict[str, int], now: datetime) -> None:
+        """Un-park as many rows of each key as it has free slots, oldest first, in the
+        transaction that ended (or gave back) claims with those keys, after them."""
+        at = self.adapt(now)
+        running = self._lock_keys(cursor, sorted(limits), now)
+        free = {key: limit - running.get(key, 0) for key, limit in limits.items()}
+        free = {key: n for key, n in free.items() if n > 0}
+        if not free:
+            return
+        # Most ends find nobody waiting: one look at the waiting rows' index says which
+        # keys have any before the per-key reads below.
+        cursor.execute(*self._keys_with_waiting_sql(list(free)))
+        waiting = {key for (key,) in cursor.fetchall()}
+        free = {key: n for key, n in free.items() if key in waiting}
+        if not free:
+            return
+        # One branch per key, each read in claim order from the waiting rows' index and
+        # stopped after that key's free slots.
+        branches, params = [], []
+        for n, (key, slots) in enumerate(sorted(free.items())):
+            branches.append(
+                f"SELECT * FROM (SELECT id, queue FROM {self.table}"
+                f" WHERE concurrency_key = %s AND {BLOCKED} ORDER BY priority, id LIMIT %s) AS b{n}"
+            )
+            params += [key, slots]
+        cursor.execute(" UNION ALL ".join(branches), params)
+        chosen: list[tuple[int, str]] = list(cursor.fetchall())
+        if not chosen:
+            return
+        for chunk in _chunks([i for i, _ in chosen], 500):
+            cursor.execute(
+                f"UPDATE {self.table} SET run_at = %s, updated_at = %s"
+                f" WHERE id IN ({', '.join(['%s'] * len(chunk))}) AND {BLOCKED}",
+                [at, at, *chunk],
+            )
+        self.wake_workers({q for _, q in chosen})
+
+    def _keys_with_waiting_sql(self, keys: list[str]) -> tuple[str, list[Any]]:
+        """Which of ``keys`` have waiting rows (read from the waiting rows' index)."""
+        marks = ", ".join(["%s"] * len(keys))
+        return (
+            f"SELECT DISTINCT concurrency_key FROM {self.table}"
+            f" WHERE concurrency_key IN ({marks}) AND {BLOCKED}",
+            keys,
+        )
+
+    def unblock_stranded(self, now: datetime, keys: int = 100) -> None:
+        """Un-park waiting rows whose key has free slots although no claim ended to free
+        them (a holder deleted by hand): a safety net run by recovery's periodic pass."""
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT concurrency_key, MAX(concurrency_limit) FROM {self.table}"
+                f" WHERE concurrency_key IS NOT NULL AND {BLOCKED}"
+                f" GROUP BY concurrency_key LIMIT {int(keys)}"
+            )
+            limits = {key: limit or 1 for key, limit in cursor.fetchall()}
+        if limits:
+            with self.write_transaction(), self.connection.cursor() as cursor:
+                self._free_slots(cursor, limits, now)
 
     def has_ready(
         self, queues: tuple[str, ...] | None, now: datetime, exclude: Sequence[str] = ()
@@ -338,6 +543,7 @@ class Storage:
         kind, ``cancelled`` for a row whose cancellation was asked for, or "" when its
         claim had been taken away (see :mod:`django_jobs.signals`).
         """
+        outcomes = list(outcomes)
         groups: dict[str, Any] = {}
         deletes: list[Outcome] = []
         #: (assignments, parameters, outcome) of each outcome that is an UPDATE.
@@ -462,10 +668,23 @@ class Storage:
                     published.append(cancelled_instead)
             else:
                 updates.append((*update, outcome))
-        if not report:
-            statements = [(sql, params) for sql, params, _ in first]
-            return self._write(statements + self._statements(deletes, updates), published, now)
-        return self._record_reporting(first, deletes, updates, published, now)
+        with self._ending(_limits_of(outcome.job for outcome in outcomes)):
+            if not report:
+                statements = [(sql, params) for sql, params, _ in first]
+                return self._write(statements + self._statements(deletes, updates), published, now)
+            return self._record_reporting(first, deletes, updates, published, now)
+
+    @contextmanager
+    def _ending(self, limits: dict[str, int]) -> Iterator[None]:
+        """Around statements that end (or give back) claims: with ``limits`` (the
+        concurrency keys of those claims), one transaction that then frees their slots."""
+        if not limits:
+            yield
+            return
+        with self.write_transaction():
+            yield
+            with self.connection.cursor() as cursor:
+                self._free_slots(cursor, limits, clock.now())
 
     def _event_of(
         self, sql: str, params: list[Any], outcome: Outcome, now: datetime, kind: str = ""
@@ -719,22 +938,23 @@ class Storage:
                     [at, at, *ids, token],
                 )
             )
-        if cancelled is None:
-            changed = self._write(statements, published, now)
-        else:
-            with self.atomic_if(True):
+        with self._ending(_limits_of(jobs)):
+            if cancelled is None:
                 changed = self._write(statements, published, now)
-                if changed:
-                    with self.connection.cursor() as cursor:
-                        ended = set(
-                            self._among(
-                                cursor, [job.id for job in jobs],
-                                "cancelled_at IS NOT NULL AND failed_at IS NOT NULL"
-                                " AND updated_at = %s",
-                                [at],
-                            )
-                        )  # fmt: skip
-                    cancelled += [job for job in jobs if job.id in ended]
+            else:
+                with self.atomic_if(True):
+                    changed = self._write(statements, published, now)
+                    if changed:
+                        with self.connection.cursor() as cursor:
+                            ended = set(
+                                self._among(
+                                    cursor, [job.id for job in jobs],
+                                    "cancelled_at IS NOT NULL AND failed_at IS NOT NULL"
+                                    " AND updated_at = %s",
+                                    [at],
+                                )
+                            )  # fmt: skip
+                        cancelled += [job for job in jobs if job.id in ended]
         if changed:
             # Idle workers elsewhere can run them now, not at their next poll.
             self.wake_workers({job.queue for job in jobs})
@@ -919,12 +1139,50 @@ def _held(row: Sequence[Any]) -> HeldRow:
     return HeldRow(ClaimedJob.from_row(row, claim_token), locked_by or "", started_at, expires_at)
 
 
+#: How stale a LimitLock row's used_at may get before a lock writes it again.
+USED_AT_REFRESH = timedelta(minutes=10)
+
+#: A row waiting for a slot of its concurrency limit (with a key: see claim_limited).
+BLOCKED = "run_at IS NULL AND locked_at IS NULL AND failed_at IS NULL AND finished_at IS NULL"
+
+
+def _limits_of(jobs: Iterable[ClaimedJob]) -> dict[str, int]:
+    """Each concurrency key among ``jobs`` and its limit."""
+    return {
+        job.concurrency_key: job.concurrency_limit or 1
+        for job in jobs
+        if job.concurrency_key is not None
+    }
+
+
 def has_meta(rows: Sequence[NewJob]) -> bool:
     return any(row.meta is not None for row in rows)
 
 
 def has_tag(rows: Sequence[NewJob]) -> bool:
     return any(row.tag is not None for row in rows)
+
+
+def has_limits(rows: Sequence[NewJob]) -> bool:
+    return any(row.concurrency_key is not None for row in rows)
+
+
+#: The columns every insert writes; optional ones follow only when a row has them, so
+#: the plain insert stays as it was.
+INSERT_COLUMNS = (
+    "name, args, kwargs, queue, priority, run_at, attempts, last_error, progress_message,"
+    " created_at, updated_at"
+)
+LIMIT_COLUMNS = ", concurrency_key, concurrency_limit"
+
+
+def _optional_columns(with_meta: bool, with_tag: bool, with_limits: bool) -> str:
+    """The optional columns of an insert, in ``_insert_values``' order."""
+    return (
+        (", meta" if with_meta else "")
+        + (", tag" if with_tag else "")
+        + (LIMIT_COLUMNS if with_limits else "")
+    )
 
 
 def _unless_cancelled(value: str, cancelled: str) -> str:

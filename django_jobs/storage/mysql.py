@@ -114,7 +114,7 @@ class MySQLStorage(Storage):
                     self._read_committed(cursor)
             yield
 
-    def claim(
+    def claim_plain(
         self,
         worker: str,
         queues: tuple[str, ...] | None,
@@ -139,6 +139,17 @@ class MySQLStorage(Storage):
         for job in jobs:
             job.attempts += 1
         return jobs
+
+    def _lock_limit_rows(self, cursor, keys: list[str], now) -> None:
+        # The upsert locks each existing row exclusively, in the VALUES order, whether it
+        # changes it or not; used_at is written only when stale.
+        values = ", ".join(["(%s, %s)"] * len(keys))
+        cursor.execute(
+            f"INSERT INTO {self.limit_table} (lock_key, used_at) VALUES {values}"
+            " ON DUPLICATE KEY UPDATE"
+            " used_at = IF(used_at < %s, VALUES(used_at), used_at)",
+            [*(value for key in keys for value in (key, self.adapt(now))), self._stale(now)],
+        )
 
     def concat(self, left: str, right: str) -> str:
         return f"CONCAT({left}, {right})"  # || is OR unless sql_mode has PIPES_AS_CONCAT

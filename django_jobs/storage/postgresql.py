@@ -11,7 +11,7 @@ from datetime import datetime
 
 from django.db.backends.postgresql.psycopg_any import is_psycopg3
 
-from .base import Storage, has_meta, has_tag
+from .base import BLOCKED, Storage, has_limits, has_meta, has_tag
 from .eventreading import EventReader, RawEvent
 from .rows import CLAIM_COLUMNS, ClaimedJob, NewJob, new_token
 from .waiting import Waiter, drain
@@ -54,7 +54,7 @@ class PostgreSQLStorage(Storage):
             return sorted(row[0] for row in cursor.fetchall())
 
     def _insert_sql(self, rows: Sequence[NewJob], now: datetime) -> tuple[str, list]:
-        if len(rows) == 1 or not is_psycopg3:
+        if len(rows) == 1 or not is_psycopg3 or has_limits(rows):
             sql, params = super()._insert_sql(rows, now)
         else:
             sql, params = self._unnest_insert(rows, now)
@@ -120,7 +120,7 @@ class PostgreSQLStorage(Storage):
             ],
         )  # fmt: skip
 
-    def claim(
+    def claim_plain(
         self,
         worker: str,
         queues: tuple[str, ...] | None,
@@ -142,6 +142,15 @@ class PostgreSQLStorage(Storage):
             jobs = [ClaimedJob.from_row(row, token) for row in cursor.fetchall()]
         jobs.sort(key=ClaimedJob.sort_key)
         return jobs
+
+    def _keys_with_waiting_sql(self, keys: list[str]) -> tuple[str, list]:
+        # One probe per key: with an IN list the planner may read every waiting row
+        # through the due index (run_at IS NULL) instead of the key's entries.
+        return (
+            f"SELECT k FROM unnest(%s::text[]) AS k WHERE EXISTS (SELECT 1 FROM {self.table}"
+            f" WHERE concurrency_key = k AND {BLOCKED})",
+            [keys],
+        )
 
     def estimated_count(self) -> int | None:
         # The planner's own estimate: rows per page from the last ANALYZE, scaled by the

@@ -22,7 +22,7 @@ OUTCOME_SNOOZE = "snooze"
 #: ``meta`` is NULL for ``@job`` rows; ``django.tasks`` rows keep their backend's data there.
 CLAIM_COLUMNS = (
     "id", "name", "args", "kwargs", "queue", "priority", "attempts", "run_at", "meta",
-    "snoozes", "tag",
+    "snoozes", "tag", "concurrency_key", "concurrency_limit",
 )  # fmt: skip
 
 
@@ -44,6 +44,9 @@ class NewJob:
     unique_for: timedelta | None = None
     #: ``Job.tag`` (None: no tag, and the INSERT leaves the column out).
     tag: str | None = None
+    #: The concurrency limit the row counts against (``django_jobs.limits``), or None.
+    concurrency_key: str | None = None
+    concurrency_limit: int | None = None
 
 
 @dataclass(slots=True)
@@ -64,13 +67,17 @@ class ClaimedJob:
     snoozes: int = 0
     #: The row's ``tag`` (None: untagged).
     tag: str | None = None
+    #: The concurrency limit the claim holds a slot of (``django_jobs.limits``), or None.
+    concurrency_key: str | None = None
+    concurrency_limit: int | None = None
 
     @classmethod
     def from_row(cls, row: Sequence[Any], token: int) -> ClaimedJob:
         job_id, name, args, kwargs, queue, priority, attempts, run_at, meta, snoozes, tag = row[:11]
+        key, limit = row[11:13]
         return cls(
             job_id, name, _json(args), _json(kwargs), queue, priority, attempts, run_at, token,
-            None if meta is None else _json(meta), snoozes or 0, tag,
+            None if meta is None else _json(meta), snoozes or 0, tag, key, limit,
         )  # fmt: skip
 
     def sort_key(self) -> tuple[int, Any, int]:

@@ -32,7 +32,7 @@ class SQLiteStorage(Storage):
         "json_insert(COALESCE(attempt_log, '[]'), '$[#]', json_set(%s, '$.worker_id', locked_by))"
     )
 
-    def claim(
+    def claim_plain(
         self,
         worker: str,
         queues: tuple[str, ...] | None,

@@ -219,3 +219,20 @@ def test_the_unique_key_and_snoozes_are_shown_when_set(admin_client):
     content = admin_client.get(page(job)).content.decode()
     assert "Controls" in content and "a" * 64 in content
     assert '<div class="readonly">3</div>' in content
+
+
+def test_a_job_waiting_for_a_slot_says_why(admin_client):
+    key = "tests.testapp.limit_jobs.per_customer:<b>customer-7</b>"
+    job = make_job(run_at=None, concurrency_key=key, concurrency_limit=1)
+    content = admin_client.get(page(job)).content.decode()
+    escaped = "tests.testapp.limit_jobs.per_customer:&lt;b&gt;customer-7&lt;/b&gt;"
+    assert f"concurrency limit 1 for key {escaped}" in content
+    assert "1 at once for key" in content and "<b>customer-7</b>" not in content
+    assert 'class="djj-badge djj-waiting"' in content
+    # In the list too: the badge says waiting, its tooltip why.
+    listing = admin_client.get("/admin/django_jobs/job/").content.decode()
+    assert f'title="concurrency limit 1 for key {escaped}">waiting<' in listing
+    # A running job with a key shows its limit, not a reason to wait.
+    running = make_job("running", concurrency_key="k", concurrency_limit=2)
+    content = admin_client.get(page(running)).content.decode()
+    assert "2 at once for key k" in content and "concurrency limit 2 for key" not in content

@@ -5,7 +5,10 @@ import os
 import time
 
 from django_jobs import job
-from tests.testapp import control_jobs  # noqa: F401  (registers the unique and retry-policy jobs)
+from tests.testapp import (
+    control_jobs,  # noqa: F401  (registers the unique and retry-policy jobs)
+    limit_jobs,  # noqa: F401  (registers the jobs with concurrency limits)
+)
 from tests.testapp.models import Execution
 
 

@@ -40,6 +40,11 @@ def fill_table() -> None:
         Job.objects.filter(pk__in=mine).update(
             locked_at=now - timedelta(seconds=n), locked_by=f"host:{n}:w", claim_token=n + 1
         )
+    analyze()
+
+
+def analyze() -> None:
+    """Fresh planner statistics for the job table."""
     with connection.cursor() as cursor:
         if connection.vendor == "mysql":
             cursor.execute("ANALYZE TABLE django_jobs_job")

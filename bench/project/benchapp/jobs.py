@@ -1,6 +1,7 @@
 """The jobs the benchmark runs: no-op, 10 ms sync, 10 ms async, and pickup probes."""
 
 import asyncio
+import os
 import time
 
 from bench.lib import record_pickup
@@ -25,3 +26,7 @@ async def asleep10(i):
 @job
 def pickup(key):
     record_pickup(key)
+
+
+if os.environ.get("BENCH_LIMITS"):
+    from bench.project.benchapp import limited  # noqa: F401  (registers noop_limited)
