@@ -10,9 +10,13 @@ The public API::
     later(send_welcome_email, [user.id], wait=300)
 
 Operators' controls: ``cancel(job_id)``, ``pause(queue)``, ``resume(queue)``.
+Flows: ``later(b, after=a)`` and ``open_batch(on_success=...)``.
 """
 
 from .exceptions import (
+    BatchClosed,
+    DependencyError,
+    DependencyNotFound,
     Discard,
     JobNotFound,
     JobNotRegistered,
@@ -26,6 +30,9 @@ from .exceptions import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "BatchClosed",
+    "DependencyError",
+    "DependencyNotFound",
     "Discard",
     "JobNotFound",
     "JobNotRegistered",
@@ -39,6 +46,7 @@ __all__ = [
     "job",
     "later",
     "later_many",
+    "open_batch",
     "pause",
     "resume",
 ]
@@ -58,6 +66,10 @@ def __getattr__(name: str):
         from .cancelling import cancel
 
         return cancel
+    if name == "open_batch":
+        from .batches import open_batch
+
+        return open_batch
     if name in ("pause", "resume"):
         from . import pausing
 

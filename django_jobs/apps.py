@@ -9,7 +9,7 @@ class JobsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import cancelling, checks  # noqa: F401  (Job.cancel; registers the checks)
+        from . import batches, cancelling, checks  # noqa: F401  (Job.cancel, Batch.close; checks)
         from .metrics import receivers
         from .registry import autodiscover, publishes_outcomes, use_task_definitions
         from .storage import configure_new_connection

@@ -44,6 +44,8 @@ def store_call(
     priority: int | None = None,
     unique_key: str | None = None,
     tag: str | None = None,
+    after: Any = None,
+    batch: Any = None,
 ) -> Job:
     """Check one call of a registered job and store it; see ``scheduling.later``."""
     options = _options(definition, wait, wait_until, queue, priority)
@@ -52,7 +54,9 @@ def store_call(
     row = _new_job(definition, args, kwargs, options, unique_key)
     if tag is not None:
         row = replace(row, tag=tags.checked(tag))
-    return _store([row])[0]
+    if after is None and batch is None:
+        return _store([row])[0]
+    return _store_linked(definition, [row], wait, wait_until, after, batch)[0]
 
 
 def store_calls(
@@ -64,6 +68,8 @@ def store_calls(
     queue: str | None = None,
     priority: int | None = None,
     tag: str | None = None,
+    after: Any = None,
+    batch: Any = None,
 ) -> list[Job]:
     """Check every call of a registered job, then store them; see ``scheduling.later_many``."""
     options = _options(definition, wait, wait_until, queue, priority)
@@ -76,7 +82,46 @@ def store_calls(
             args, kwargs = call, None
         row = _new_job(definition, args, kwargs, options)
         rows.append(row if tag is None else replace(row, tag=tag))
-    return _store(rows)
+    if after is None and batch is None:
+        return _store(rows)
+    return _store_linked(definition, rows, wait, wait_until, after, batch)
+
+
+def _store_linked(definition, rows: list[NewJob], wait, wait_until, after, batch) -> list[Job]:
+    """Store calls that wait for other jobs or join a batch (``django_jobs.chaining``)."""
+    from .chaining import checked_after, checked_batch, store_linked
+
+    after, batch = checked_after(after), checked_batch(batch)
+    if after and (wait is not None or wait_until is not None):
+        raise ValueError(
+            "after= and wait/wait_until cannot be combined: a job that waits for "
+            "others runs as soon as they succeeded"
+        )
+    if any(row.unique_key is not None for row in rows):
+        raise ValueError(
+            f"job {definition.name} is unique: unique jobs cannot take after= "
+            "or batch= (a duplicate would store nothing to wait or count)"
+        )
+    alias = jobs_settings().database
+    now = clock.now()
+    trace = tracing.outgoing()
+    if trace is not None:
+        rows = _with_trace(rows, trace)
+    jobs = [_instance(row, alias, now) for row in rows]
+
+    def store() -> None:
+        store_linked(alias, rows, jobs, now, after, batch, _insert_chunks)
+        if job_enqueued.receivers:
+            enqueued(jobs, alias)
+
+    other = _other_transaction(alias)
+    if other is not None:
+        for job in jobs:
+            job.created = None
+        transaction.on_commit(store, using=other)
+    else:
+        store()
+    return jobs
 
 
 def store_task(
@@ -294,6 +339,7 @@ def _instance(row: NewJob, alias: str, now: datetime) -> Job:
         None, row.name, row.arg_list, row.kwarg_dict, row.queue, row.priority, 0,
         row.run_at, None, None, None, None, None, "", None, None, None, "", now, now,
         None, None, None, None, None, None, row.tag, row.concurrency_key, row.concurrency_limit,
+        None, None,
     )  # fmt: skip
     if row.meta is not None:
         job.meta = json.loads(row.meta)

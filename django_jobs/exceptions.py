@@ -131,3 +131,28 @@ class Discard(JobControl):
     def __init__(self, reason: str = "") -> None:
         self.reason = str(reason)
         super().__init__(self._with_reason("discarded"))
+
+
+class DependencyNotFound(JobsError, LookupError):
+    """A job named in ``after=`` is not stored on the jobs database."""
+
+    def __init__(self, job_id: object, alias: str) -> None:
+        self.job_id = job_id
+        super().__init__(
+            f"after=: there is no job {job_id!r} on database {alias!r}: it was never stored "
+            "there, or it ended and its row was deleted (succeeded jobs are, by default: "
+            "DELETE_SUCCESSFUL_JOBS). Store a chain in one transaction.atomic() block, so "
+            "that its first job cannot end before the jobs that wait for it are stored"
+        )
+
+
+class DependencyError(JobsError, ValueError):
+    """``after=`` or ``batch=`` cannot be honoured (another database, a cycle, ...)."""
+
+
+class BatchClosed(JobsError):
+    """The batch is closed: it takes no more members."""
+
+    def __init__(self, batch_id: object) -> None:
+        self.batch_id = batch_id
+        super().__init__(f"batch {batch_id} is closed: it takes no more members")

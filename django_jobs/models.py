@@ -68,6 +68,10 @@ class JobQuerySet(models.QuerySet):
         """Jobs that have not ended and whose cancellation was not asked for yet."""
         return self.filter(failed_at__isnull=True, finished_at__isnull=True, cancelled_at=None)
 
+    def waiting(self) -> JobQuerySet:
+        """Jobs waiting for other jobs to end (``after=``, batch callbacks)."""
+        return self.filter(CLAIMABLE, run_at__isnull=True, waiting_for__gt=0)
+
     def with_status(self, status: str) -> JobQuerySet:
         return getattr(self, str(status))()
 
@@ -133,6 +137,14 @@ class Job(models.Model):
     concurrency_limit = models.IntegerField(
         _("concurrency limit"), null=True, blank=True, editable=False
     )
+    #: How many jobs this one still waits for (``after=``, or the members of the batch
+    #: whose callback it is, plus one while that batch is open). A row with a count above
+    #: zero has no ``run_at``, so no claim sees it; the last prerequisite to end sets
+    #: ``run_at`` (``storage/flows.py``). NULL for a job that never waited.
+    waiting_for = models.IntegerField(_("waiting for"), null=True, blank=True, editable=False)
+    #: Ending this job writes to other rows (it has dependants, or is a batch member):
+    #: the outcome statements leave such rows to the path that does both in one transaction.
+    follow_up = models.BooleanField(_("has follow-up"), null=True, blank=True, editable=False)
 
     objects = JobQuerySet.as_manager()
 
@@ -170,6 +182,17 @@ class Job(models.Model):
         """True while the job waits for a slot of its concurrency limit."""
         return (
             self.concurrency_key is not None
+            and self.run_at is None
+            and self.locked_at is None
+            and self.failed_at is None
+            and self.finished_at is None
+        )
+
+    @property
+    def waits_for_jobs(self) -> bool:
+        """True while the job waits for other jobs to end (see ``waiting_for``)."""
+        return (
+            bool(self.waiting_for)
             and self.run_at is None
             and self.locked_at is None
             and self.failed_at is None
@@ -288,6 +311,124 @@ class LimitLock(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class JobLink(models.Model):
+    """An edge of a chain or a batch: job ``job_id`` waits for job ``after_id`` to end.
+
+    ``needs_success``: the waiting job runs only if ``after_id`` succeeded (``after=``,
+    a batch's ``on_success``); otherwise any end will do (``on_finish``). ``outcome`` is
+    written when ``after_id`` ends, so the edge outlives the prerequisite's row (successes
+    are deleted) and tells a batch's callback what became of each member. Plain ids, no
+    foreign keys: the rows they name are deleted on their own schedule.
+    """
+
+    job_id = models.BigIntegerField(_("waiting job"))
+    after_id = models.BigIntegerField(_("prerequisite"))
+    needs_success = models.BooleanField(_("needs success"), default=True)
+    #: "succeeded", "failed" or "cancelled" once ``after_id`` ended; NULL before.
+    outcome = models.CharField(_("outcome"), max_length=16, null=True, blank=True)
+    #: The batch this edge belongs to (member -> callback), NULL for ``after=``.
+    batch_id = models.BigIntegerField(_("batch"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("job link")
+        verbose_name_plural = _("job links")
+        constraints = [
+            models.UniqueConstraint(fields=["job_id", "after_id"], name="django_jobs_link_uniq")
+        ]
+        indexes = [
+            models.Index(fields=["after_id"], name="django_jobs_link_after_idx"),
+            models.Index(fields=["batch_id"], name="django_jobs_link_batch_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.job_id} after {self.after_id}"
+
+
+class Batch(models.Model):
+    """A group of jobs whose callbacks are enqueued once, when every member ended.
+
+    The callbacks are stored when the batch opens, as rows that wait (``waiting_for``:
+    one per member, plus one while the batch is open): the end of the last member, or
+    the close of a batch whose members all ended, sets their ``run_at``. One row per
+    callback is what makes "exactly once" hold: there is nothing to enqueue twice.
+    """
+
+    description = models.CharField(_("description"), max_length=255, blank=True, default="")
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    closed_at = models.DateTimeField(_("closed at"), null=True, blank=True)
+    on_success_id = models.BigIntegerField(_("on success job"), null=True, blank=True)
+    on_finish_id = models.BigIntegerField(_("on finish job"), null=True, blank=True)
+    #: Members added so far.
+    size = models.IntegerField(_("members"), default=0)
+
+    class Meta:
+        verbose_name = _("batch")
+        verbose_name_plural = _("batches")
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"batch {self.pk}" + (f" ({self.description})" if self.description else "")
+
+    def __enter__(self) -> Batch:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        # A block that raised leaves the batch open: its transaction (if any) rolls back.
+        if exc_type is None:
+            self.close()
+
+    @property
+    def callback_id(self) -> int | None:
+        """The callback whose edges record the members (on_finish, else on_success)."""
+        return self.on_finish_id or self.on_success_id
+
+    def progress(self) -> dict[str, int]:
+        """Members by outcome: total, succeeded, failed (incl. cancelled), pending."""
+        counts = {"succeeded": 0, "failed": 0, "cancelled": 0}
+        rows = (
+            JobLink.objects.using(self._state.db or "default")
+            .filter(batch_id=self.pk, job_id=self.callback_id, outcome__isnull=False)
+            .values_list("outcome")
+            .annotate(n=models.Count("id"))
+            .order_by()
+        )
+        for outcome, n in rows:
+            counts[outcome] = n
+        ended = counts["succeeded"] + counts["failed"] + counts["cancelled"]
+        return {
+            "total": self.size,
+            "succeeded": counts["succeeded"],
+            "failed": counts["failed"] + counts["cancelled"],
+            "pending": self.size - ended,
+        }
+
+    def member_ids(self, outcome: str | None = None) -> list[int]:
+        """Ids of the members, in the order they were added; ``outcome``: "succeeded",
+        "failed" (failed or cancelled, or never run), or "pending"."""
+        links = JobLink.objects.using(self._state.db or "default").filter(
+            batch_id=self.pk, job_id=self.callback_id
+        )
+        if outcome == "succeeded":
+            links = links.filter(outcome="succeeded")
+        elif outcome == "failed":
+            links = links.filter(outcome__in=["failed", "cancelled"])
+        elif outcome == "pending":
+            links = links.filter(outcome__isnull=True)
+        elif outcome is not None:
+            raise ValueError(f"outcome must be succeeded, failed or pending, not {outcome!r}")
+        return list(links.order_by("after_id").values_list("after_id", flat=True))
+
+    #: ``django_jobs.batches.add_to``/``close``, set when that module is imported.
+    closer: ClassVar[Callable[..., Any] | None] = None
+
+    def close(self) -> None:
+        """No more members: the callbacks run once every member ended (at once if all did)."""
+        closer = type(self).closer
+        if closer is None:
+            raise RuntimeError("django_jobs is not ready: add it to INSTALLED_APPS")
+        closer(self)
 
 
 class Schedule(models.Model):

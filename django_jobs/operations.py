@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from . import clock
 from .conf import jobs_settings
-from .models import Job
+from .models import Batch, Job, JobLink
 from .storage import get_storage
 
 
 def clear_jobs() -> int:
-    """Delete every job; returns how many."""
-    deleted, _ = Job.objects.using(jobs_settings().database).all().delete()
+    """Delete every job, with the chain and batch records that name them; returns how
+    many jobs."""
+    alias = jobs_settings().database
+    deleted, _ = Job.objects.using(alias).all().delete()
+    JobLink.objects.using(alias).all().delete()
+    Batch.objects.using(alias).all().delete()
     return deleted
 
 
@@ -31,7 +35,8 @@ def retry_jobs(queryset) -> int:
 def run_now(queryset) -> int:
     """Scheduled (not running, not finished) jobs become due now."""
     now = clock.now()
-    scheduled = queryset.scheduled()
+    # Jobs that wait for other jobs (chains, batch callbacks) become due when those end.
+    scheduled = queryset.scheduled().exclude(run_at__isnull=True, waiting_for__gt=0)
     queues = _queues_of(scheduled)
     changed = scheduled.update(run_at=now, updated_at=now)
     _wake(queryset.db, queues, changed)

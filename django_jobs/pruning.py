@@ -20,14 +20,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db import models
+from django.db.models import Exists, OuterRef
 
 from . import clock
 from .conf import jobs_settings
-from .models import Event, Job, LimitLock, ScheduleRun, Worker
+from .models import Batch, Event, Job, JobLink, LimitLock, ScheduleRun, Worker
 from .registry import TASK_PREFIX
 
 #: The kinds of rows pruning deletes, in the order they are pruned and reported.
-KINDS = ("succeeded", "failed", "workers", "history", "results", "events")
+KINDS = ("succeeded", "failed", "workers", "history", "results", "events", "flows")
 
 LABELS = {
     "succeeded": "succeeded jobs",
@@ -36,6 +37,7 @@ LABELS = {
     "workers": "dead worker rows",
     "history": "schedule runs",
     "events": "published events",
+    "flows": "chain and batch records",
 }
 
 
@@ -163,8 +165,29 @@ def prune(*, dry_run: bool = False, now: datetime | None = None) -> PruneReport:
         LimitLock.objects.using(alias).filter(
             used_at__lt=now - settings.worker_rows_max_age
         ).delete()
+    # Chain and batch records go with the jobs they belong to, after them: an edge once
+    # the job that waited is gone, a batch once its callbacks are (ids are never reused).
+    for queryset in _flow_records(alias):
+        if dry_run:
+            report.counts["flows"] += queryset.count()
+        else:
+            report.counts["flows"] += _delete_in_batches(
+                queryset, "id", prune_settings.batch_size, alias, report
+            )
     report.seconds = time.monotonic() - started
     return report
+
+
+def _flow_records(alias: str) -> list[models.QuerySet]:
+    jobs = Job.objects.using(alias)
+    links = JobLink.objects.using(alias).filter(~Exists(jobs.filter(pk=OuterRef("job_id"))))
+    batches = (
+        Batch.objects.using(alias)
+        .filter(closed_at__isnull=False)
+        .filter(~Exists(jobs.filter(pk=OuterRef("on_success_id"))))
+        .filter(~Exists(jobs.filter(pk=OuterRef("on_finish_id"))))
+    )
+    return [links, batches]
 
 
 def _history(alias: str, now: datetime, age: timedelta | None) -> models.QuerySet | None:

@@ -52,6 +52,9 @@ class EnqueueOptions:
     wait_until: datetime | None = None
     unique_key: str | None = None
     tag: str | None = None
+    #: ``after=`` and ``batch=`` of ``later`` (see django_jobs.chaining).
+    after: Any = None
+    batch: Any = None
 
 
 class JobDefinition(Generic[P, R]):
@@ -198,13 +201,16 @@ class JobDefinition(Generic[P, R]):
         wait_until: datetime | None = None,
         unique_key: str | None = None,
         tag: str | None = None,
+        after: Any = None,
+        batch: Any = None,
     ) -> JobDefinition[P, R]:
         """A copy of this job whose ``enqueue`` uses other options; the registry is untouched.
 
         ``unique_key`` makes the calls of the copy unique under that key (see
         docs/howto/unique.md), whether or not the job was declared unique. ``tag`` labels
         its calls (at most 64 characters, one line), shown in logs, the admin and
-        ``jobs status``.
+        ``jobs status``. ``after`` and ``batch`` are those of
+        ``later`` (docs/howto/chaining.md, docs/howto/batches.md).
         """
         if unique_key is not None:
             per_call_key(unique_key)
@@ -222,6 +228,8 @@ class JobDefinition(Generic[P, R]):
                     "wait_until": wait_until,
                     "unique_key": unique_key,
                     "tag": tag,
+                    "after": after,
+                    "batch": batch,
                 }.items()
                 if value is not None
             },
@@ -246,6 +254,8 @@ class JobDefinition(Generic[P, R]):
             wait_until=opts.wait_until,
             unique_key=opts.unique_key,
             tag=opts.tag,
+            after=opts.after,
+            batch=opts.batch,
         )
 
     async def aenqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job:

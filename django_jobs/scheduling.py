@@ -22,6 +22,8 @@ def later(
     priority: int | None = None,
     unique_key: str | None = None,
     tag: str | None = None,
+    after: Any = None,
+    batch: Any = None,
 ) -> Job:
     """Store one call of ``job`` to run in a worker; returns the stored row.
 
@@ -35,6 +37,11 @@ def later(
     duplicate stores nothing and the job that holds the key is returned, with
     ``created`` False (see docs/howto/unique.md). ``tag`` labels the call (at most 64
     characters, one line): it is shown in logs, the admin and ``jobs status``.
+
+    ``after``: a job (as ``later`` returns it), a job id, or a list of them: the call
+    runs only once every one of them succeeded, and is recorded as never run if one
+    fails or is cancelled (see docs/howto/chaining.md). ``batch``: a batch from
+    ``open_batch()`` that the call joins (see docs/howto/batches.md).
     """
     return _calls.store_call(
         registry.resolve(job),
@@ -46,6 +53,8 @@ def later(
         priority=priority,
         unique_key=unique_key,
         tag=tag,
+        after=after,
+        batch=batch,
     )
 
 
@@ -58,11 +67,14 @@ def later_many(
     queue: str | None = None,
     priority: int | None = None,
     tag: str | None = None,
+    after: Any = None,
+    batch: Any = None,
 ) -> list[Job]:
     """Store many calls of one job with one INSERT statement per 1,000 rows.
 
     Each item of ``calls`` is a list of positional arguments, or an ``(args, kwargs)``
-    pair. Every call is checked before anything is stored. ``tag`` labels every call.
+    pair. Every call is checked before anything is stored. ``tag`` labels every call;
+    ``after`` and ``batch`` apply to every call, as in ``later``.
     """
     return _calls.store_calls(
         registry.resolve(job),
@@ -72,4 +84,6 @@ def later_many(
         queue=queue,
         priority=priority,
         tag=tag,
+        after=after,
+        batch=batch,
     )

@@ -89,6 +89,8 @@ def display_status(job: Job, now: datetime | None = None) -> tuple[str, str]:
     """(css name, label): scheduled jobs that are due show as "ready", running ones asked
     to stop as "cancelling"."""
     status = job.status
+    if job.waits_for_jobs:
+        return "waiting", _("waiting")
     if status == JobStatus.RUNNING and job.cancelled_at is not None:
         return "cancelling", _("cancelling")
     if status == JobStatus.SCHEDULED and job.run_at and job.run_at <= (now or clock.now()):
@@ -114,6 +116,9 @@ def status_badge(job: Job) -> SafeString:
         }
     elif job.blocked:
         hint = job.waiting_reason
+    elif job.waits_for_jobs:
+        # The ids are on the job page: the list makes no query per row.
+        hint = _("waiting for %(count)s other job(s) to end") % {"count": job.waiting_for}
     else:
         hint = ""
     return format_html('<span class="djj-badge djj-{}" title="{}">{}</span>', css, hint, label)

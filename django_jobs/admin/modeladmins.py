@@ -19,8 +19,8 @@ from django.utils.translation import gettext_lazy as _
 
 from .. import clock
 from ..conf import jobs_settings
-from ..models import CLAIMABLE, Job, JobStatus, Worker
-from . import dashboard, display, schedules
+from ..models import CLAIMABLE, Batch, Job, JobStatus, Worker
+from . import dashboard, display, flows, schedules
 from .actions import ACTIONS, BULK_ACTIONS, DISCARD, JobAction, confirmation
 from .filters import LIST_FILTER
 from .index import add_monitoring_rows
@@ -81,6 +81,11 @@ def not_editable_reason(job: Job) -> str | None:
         return _("This job has succeeded: there is nothing left to change.")
     if job.locked_at is not None:
         return _("A worker is running this job: it cannot be changed until it ends.")
+    if job.waits_for_jobs:
+        return _(
+            "This job waits for other jobs to end (see Flow): it becomes due when they "
+            "do, so its queue, priority and run time cannot be changed."
+        )
     return None
 
 
@@ -154,6 +159,7 @@ class JobAdmin(admin.ModelAdmin):
         "id", "name", "status_badge", "attempts_display", "timeline", "args_json",
         "kwargs_json", "progress_display", "traceback", "unique_key", "snoozes", "tag_link",
         "waiting_reason", "concurrency_display",
+        "flow",
     )  # fmt: skip
     change_form_template = "admin/django_jobs/job/change_form.html"
     change_list_template = "admin/django_jobs/job/change_list.html"
@@ -245,6 +251,10 @@ class JobAdmin(admin.ModelAdmin):
             "key": job.concurrency_key,
         }
 
+    @admin.display(description=_("flow"))
+    def flow(self, job: Job):
+        return flows.flow_block(job)
+
     @admin.display(description=_("traceback"))
     def traceback(self, job: Job):
         return display.traceback_block(job)
@@ -257,6 +267,8 @@ class JobAdmin(admin.ModelAdmin):
         ]
         if obj is not None and obj.progress is not None:
             fieldsets.append((_("Progress"), {"fields": ("progress_display",)}))
+        if obj is not None and flows.has_flow(obj):
+            fieldsets.append((_("Flow"), {"fields": ("flow",)}))
         controls = [
             f
             for f in ("waiting_reason", "concurrency_display", "tag", "unique_key", "snoozes")
@@ -326,6 +338,7 @@ class JobAdmin(admin.ModelAdmin):
         changed = (
             self.get_queryset(request)
             .filter(CLAIMABLE, pk=obj.pk)
+            .exclude(run_at__isnull=True, waiting_for__gt=0)
             .update(**values, updated_at=clock.now())
         )
         request._django_jobs_conflict = not changed
@@ -455,8 +468,24 @@ class JobAdmin(admin.ModelAdmin):
         return super().changelist_view(request, {**extra, **(extra_context or {})})
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows django_jobs manages itself, read from the jobs database: view only."""
+
+    def get_queryset(self, request: HttpRequest):
+        return super().get_queryset(request).using(jobs_settings().database)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
 @admin.register(Worker)
-class WorkerAdmin(admin.ModelAdmin):
+class WorkerAdmin(ReadOnlyAdmin):
     """Live and recently dead worker processes, read-only: workers manage their rows."""
 
     list_display = (
@@ -472,14 +501,20 @@ class WorkerAdmin(admin.ModelAdmin):
         age = (clock.now() - worker.heartbeat_at).total_seconds()
         return age <= jobs_settings().heartbeat_timeout
 
-    def get_queryset(self, request: HttpRequest):
-        return super().get_queryset(request).using(jobs_settings().database)
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
+@admin.register(Batch)
+class BatchAdmin(ReadOnlyAdmin):
+    """Batches and their progress, read-only: members and callbacks change them."""
 
-    def has_change_permission(self, request: HttpRequest, obj: Worker | None = None) -> bool:
-        return False
+    list_display = ("id", "description", "progress_text", "closed_at", "created_at")
+    search_fields = ("description",)
+    readonly_fields = ("id", "description", "progress_block", "created_at", "closed_at")
+    fields = readonly_fields
 
-    def has_delete_permission(self, request: HttpRequest, obj: Worker | None = None) -> bool:
-        return False
+    @admin.display(description=_("progress"))
+    def progress_text(self, batch: Batch):
+        return flows.batch_progress(batch)
+
+    @admin.display(description=_("members and callbacks"))
+    def progress_block(self, batch: Batch):
+        return flows.batch_block(batch)

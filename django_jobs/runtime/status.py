@@ -228,6 +228,51 @@ def waiting_lines() -> str:
     )
 
 
+#: Waiting jobs and unfinished batches listed by ``jobs status``, at most.
+FLOW_ROWS = 10
+
+
+def flows_table() -> str:
+    """Jobs waiting for other jobs, and batches not finished yet ("" when there are none)."""
+    from ..chaining import waiting_reason
+    from ..models import Batch
+
+    alias = jobs_settings().database
+    waiting = Job.objects.using(alias).waiting()
+    count = waiting.count()
+    out = []
+    if count:
+        rows = [
+            [f"#{job.pk}", job.name, waiting_reason(job)]
+            for job in waiting.order_by("id")[:FLOW_ROWS]
+        ]
+        out.append(
+            f"Waiting for other jobs: {count}"
+            + (f" (the first {FLOW_ROWS})" if count > FLOW_ROWS else "")
+            + "\n"
+            + table(["JOB", "NAME", "WHY"], rows)
+        )
+    batches = []
+    for batch in Batch.objects.using(alias).order_by("-id")[: FLOW_ROWS * 5]:
+        progress = batch.progress()
+        if progress["pending"] or batch.closed_at is None:
+            batches.append(
+                [
+                    batch.pk, batch.description or "-", "open" if batch.closed_at is None
+                    else "closed", f"{progress['total'] - progress['pending']}/{progress['total']}",
+                    progress["failed"],
+                ]
+            )  # fmt: skip
+        if len(batches) == FLOW_ROWS:
+            break
+    if batches:
+        out.append(
+            "Unfinished batches\n"
+            + table(["BATCH", "DESCRIPTION", "STATE", "ENDED", "FAILED"], batches)
+        )
+    return "\n\n".join(out)
+
+
 def render_status() -> str:
     from .heartbeat import HOST
 
@@ -241,6 +286,9 @@ def render_status() -> str:
             workers_table(now, workers, held),
             queues_table(now),
         ]
+        flows = flows_table()
+        if flows:
+            parts.append(flows)
     except (DatabaseError, InterfaceError) as exc:
         parts = [f"The jobs database is unreachable: {exc}", _supervisor_line([])]
     return "\n\n".join(parts) + "\n"

@@ -48,7 +48,12 @@ from .. import clock
 from ..conf import jobs_settings
 from ..exceptions import JobsError
 from ..models import Event, Job, LimitLock, QueuePause
+from . import flows
 from .eventreading import EventReader, TableEventReader
+from .flows import CANCELLED as FLOW_CANCELLED
+from .flows import FAILED as FLOW_FAILED
+from .flows import SUCCEEDED as FLOW_SUCCEEDED
+from .flows import reason_of
 from .rows import (
     CLAIM_COLUMNS,
     OUTCOME_CANCELLED,
@@ -542,8 +547,23 @@ class Storage:
         With ``report``, each outcome's ``ended`` says what the database recorded: its
         kind, ``cancelled`` for a row whose cancellation was asked for, or "" when its
         claim had been taken away (see :mod:`django_jobs.signals`).
+
+        A row whose end writes to other rows (``follow_up``: it has dependants or is a
+        batch member) is left alone by these statements and recorded with its follow-on
+        writes in one transaction of its own (``_record_followed``). The flag is read by
+        the statement, not at claim time: a dependant may be added while the job runs.
         """
         outcomes = list(outcomes)
+        changed = self._write_outcomes(outcomes, now, report, FOLLOW_UP_GUARD)
+        if changed < len(outcomes):
+            # Some rows were not changed: their claim was lost, or they have follow-ups.
+            changed += self._record_followed(outcomes, now, report)
+        return changed
+
+    def _write_outcomes(
+        self, outcomes: list[Outcome], now: datetime, report: bool, skip: str
+    ) -> int:
+        """``record``'s statements (each guarded also by ``skip``), run."""
         groups: dict[str, Any] = {}
         deletes: list[Outcome] = []
         #: (assignments, parameters, outcome) of each outcome that is an UPDATE.
@@ -554,7 +574,7 @@ class Storage:
         published: list[Published] = []
         at = self.adapt(now)
         done = "locked_at = NULL, locked_by = NULL, claim_token = NULL, expires_at = NULL"
-        where = " WHERE id = %s AND claim_token = %s"
+        where = f" WHERE id = %s AND claim_token = %s{skip}"
         for outcome in outcomes:
             job = outcome.job
             group = groups.get(job.queue)
@@ -641,7 +661,7 @@ class Storage:
                 first.append(
                     (
                         f"UPDATE {self.table} SET {assignments} WHERE id = %s"
-                        " AND claim_token = %s AND cancelled_at IS NOT NULL",
+                        f" AND claim_token = %s AND cancelled_at IS NOT NULL{skip}",
                         params + guard,
                         outcome,
                     )
@@ -671,8 +691,9 @@ class Storage:
         with self._ending(_limits_of(outcome.job for outcome in outcomes)):
             if not report:
                 statements = [(sql, params) for sql, params, _ in first]
-                return self._write(statements + self._statements(deletes, updates), published, now)
-            return self._record_reporting(first, deletes, updates, published, now)
+                statements += self._statements(deletes, updates, skip)
+                return self._write(statements, published, now)
+            return self._record_reporting(first, deletes, updates, published, now, skip)
 
     @contextmanager
     def _ending(self, limits: dict[str, int]) -> Iterator[None]:
@@ -685,6 +706,72 @@ class Storage:
             yield
             with self.connection.cursor() as cursor:
                 self._free_slots(cursor, limits, clock.now())
+
+    def _record_followed(self, outcomes: list[Outcome], now: datetime, report: bool) -> int:
+        """Record the outcomes of rows with follow-ups that ``record`` left alone."""
+        tokens: dict[int, int] = {}
+        for chunk in _chunks([outcome.job.id for outcome in outcomes], 500):
+            tokens.update(
+                Job.objects.using(self.alias)
+                .filter(pk__in=chunk, follow_up=True)
+                .values_list("id", "claim_token")
+            )
+        changed = 0
+        for outcome in outcomes:
+            job = outcome.job
+            if tokens.get(job.id) == job.token:
+                gone = FLOW_SUCCEEDED if outcome.kind == OUTCOME_SUCCEEDED else FLOW_FAILED
+                changed += self._followed(
+                    job,
+                    lambda outcome=outcome: self._write_outcomes([outcome], now, report, ""),
+                    now, gone, reason_of(outcome.error),
+                )  # fmt: skip
+        return changed
+
+    def _followed(
+        self, job: ClaimedJob, write: Any, now: datetime, gone: str, gone_reason: str
+    ) -> int:
+        """Run ``write()`` (statements that end or give back ``job``'s claim; returns what
+        it changed) and the follow-on writes of the end they record, in one transaction;
+        the row is locked first, under its claim token. ``gone``: the outcome to report
+        when the statements deleted the row."""
+        queues: set[str] = set()
+        with self.write_transaction():
+            held = (
+                Job.objects.using(self.alias)
+                .select_for_update()
+                .filter(pk=job.id, claim_token=job.token)
+                .values_list("cancelled_at", flat=True)
+            )
+            if not held:
+                return 0  # the claim was lost meanwhile: nothing to write
+            if gone == FLOW_FAILED and held[0] is not None:
+                gone = FLOW_CANCELLED
+            changed = write()
+            end = self._end_of(job.id, gone, gone_reason)
+            if end is not None:
+                queues = flows.ended(self.alias, job.id, *end, now)
+        if queues:
+            self.wake_workers(queues)
+        return changed
+
+    def _end_of(self, job_id: int, gone: str, gone_reason: str) -> tuple[str, str] | None:
+        """How a row ended (outcome, reason), read in the transaction that ended it; None
+        when it has not ended (retried, snoozed or given back)."""
+        row = (
+            Job.objects.using(self.alias)
+            .filter(pk=job_id)
+            .values_list("failed_at", "finished_at", "cancelled_at", "last_error")
+            .first()
+        )
+        if row is None:
+            return gone, gone_reason
+        failed_at, finished_at, cancelled_at, last_error = row
+        if finished_at is not None:
+            return FLOW_SUCCEEDED, ""
+        if failed_at is None:
+            return None
+        return (FLOW_CANCELLED if cancelled_at else FLOW_FAILED), reason_of(last_error)
 
     def _event_of(
         self, sql: str, params: list[Any], outcome: Outcome, now: datetime, kind: str = ""
@@ -722,6 +809,7 @@ class Storage:
         updates: list[tuple[str, list[Any], Outcome]],
         published: Sequence[Published],
         now: datetime,
+        skip: str = "",
     ) -> int:
         """``record``'s statements, setting each outcome's ``ended`` from what they changed.
 
@@ -732,7 +820,7 @@ class Storage:
         taken away, which is rare), the rows still there are the ones it did not delete.
         """
         statements = [(sql, params) for sql, params, _ in first]
-        statements += self._statements(deletes, updates)
+        statements += self._statements(deletes, updates, skip)
         errored = [o for _, _, o in updates if o.kind not in _PLAIN_ENDS]
         with self.atomic_if(len(statements) > 1 or bool(errored) or bool(published)):
             with self.connection.cursor() as cursor:
@@ -845,21 +933,25 @@ class Storage:
         return changed
 
     def _statements(
-        self, deletes: list[Outcome], updates: list[tuple[str, list[Any], Outcome]]
+        self,
+        deletes: list[Outcome],
+        updates: list[tuple[str, list[Any], Outcome]],
+        guard: str = "",
     ) -> list[tuple[str, list[Any]]]:
         statements: list[tuple[str, list[Any]]] = []
         for token, chunk in _delete_chunks(deletes):
             marks = ", ".join(["%s"] * len(chunk))
             statements.append(
                 (
-                    f"DELETE FROM {self.table} WHERE id IN ({marks}) AND claim_token = %s",
+                    f"DELETE FROM {self.table} WHERE id IN ({marks}) AND claim_token = %s{guard}",
                     [*chunk, token],
                 )
             )
         for assignments, params, _ in updates:
             statements.append(
                 (
-                    f"UPDATE {self.table} SET {assignments} WHERE id = %s AND claim_token = %s",
+                    f"UPDATE {self.table} SET {assignments}"
+                    f" WHERE id = %s AND claim_token = %s{guard}",
                     params,
                 )
             )
@@ -894,7 +986,34 @@ class Storage:
         A row whose cancellation was asked for is not given back: it ends cancelled, and
         is appended to ``cancelled`` when a list is passed (read back in the same
         transaction: rows this call ended carry its ``updated_at``).
+
+        A row with follow-ups that this would end is given back with its follow-on
+        writes, in a transaction of its own.
         """
+        jobs = list(jobs)
+        changed = self._release(jobs, now, cancelled, RELEASE_GUARD)
+        if changed < len(jobs):
+            tokens = dict(
+                Job.objects.using(self.alias)
+                .filter(pk__in=[job.id for job in jobs], follow_up=True)
+                .filter(cancelled_at__isnull=False)
+                .values_list("id", "claim_token")
+            )
+            for job in jobs:
+                if tokens.get(job.id) == job.token:
+                    changed += self._followed(
+                        job, lambda job=job: self._release([job], now, cancelled, ""),
+                        now, FLOW_CANCELLED, "",
+                    )  # fmt: skip
+        return changed
+
+    def _release(
+        self,
+        jobs: Sequence[ClaimedJob],
+        now: datetime,
+        cancelled: list[ClaimedJob] | None,
+        skip: str,
+    ) -> int:
         statements = []
         at = self.adapt(now)
         # A job that publishes its outcome: given back by a statement of its own unless
@@ -913,13 +1032,13 @@ class Storage:
             published += [
                 (
                     f"{release_set} updated_at = %s WHERE id = %s AND claim_token = %s"
-                    " AND cancelled_at IS NULL",
+                    " AND cancelled_at IS NULL",  # never ends the job: no follow-ups
                     [at, *guard], None, "", None, "",
                 ),
                 (
                     f"{release_set} failed_at = %s, run_at = NULL, unique_key = NULL,"
                     " updated_at = %s WHERE id = %s AND claim_token = %s"
-                    " AND cancelled_at IS NOT NULL",
+                    f" AND cancelled_at IS NOT NULL{skip}",
                     [at, at, *guard], job_channel(job.id), _compact(event), None,
                     OUTCOME_CANCELLED,
                 ),
@@ -934,7 +1053,7 @@ class Storage:
                     f" attempts = attempts - 1, failed_at = {_unless_cancelled('NULL', '%s')},"
                     f" run_at = {_unless_cancelled('run_at', 'NULL')},"
                     f" unique_key = {_unless_cancelled('unique_key', 'NULL')}, updated_at = %s"
-                    f" WHERE id IN ({marks}) AND claim_token = %s",
+                    f" WHERE id IN ({marks}) AND claim_token = %s{skip}",
                     [at, at, *ids, token],
                 )
             )
@@ -1045,22 +1164,36 @@ class Storage:
         it leaves the claimable rows (``failed_at``), keeps the cancellation's words in
         ``last_error`` and frees its unique key. False when the row is not waiting."""
         at = self.adapt(now)
-        with transaction.atomic(using=self.alias), self.connection.cursor() as cursor:
-            cursor.execute(
-                f"UPDATE {self.table} SET failed_at = %s, run_at = NULL, last_error = %s,"
-                " unique_key = NULL, updated_at = %s, cancelled_at = %s"
-                " WHERE id = %s AND locked_at IS NULL AND failed_at IS NULL"
-                " AND finished_at IS NULL",
-                [at, message, at, at, job_id],
-            )
+        sql = (
+            f"UPDATE {self.table} SET failed_at = %s, run_at = NULL, last_error = %s,"
+            " unique_key = NULL, updated_at = %s, cancelled_at = %s"
+            " WHERE id = %s AND locked_at IS NULL AND failed_at IS NULL"
+            " AND finished_at IS NULL"
+        )
+        params = [at, message, at, at, job_id]
+        queues: set[str] = set()
+        with self.write_transaction(), self.connection.cursor() as cursor:
+            cursor.execute(sql + FOLLOW_UP_GUARD, params)
             if cursor.rowcount <= 0:
-                return False
+                # A waiting row with follow-ups: cancelled with its follow-on writes.
+                if not (
+                    Job.objects.using(self.alias)
+                    .select_for_update()
+                    .filter(pk=job_id, follow_up=True, locked_at__isnull=True)
+                    .filter(failed_at__isnull=True, finished_at__isnull=True)
+                    .exists()
+                ):
+                    return False
+                cursor.execute(sql, params)
+                queues = flows.ended(self.alias, job_id, FLOW_CANCELLED, reason_of(message), now)
             cursor.execute(f"SELECT name, attempts FROM {self.table} WHERE id = %s", [job_id])
             name, attempts = cursor.fetchone()
             if _publishes_outcomes(name):
                 event = {"state": "cancelled", "job_id": job_id, "attempt": attempts, "done": True}
                 self.publish(job_channel(job_id), _compact(event), now)
-            return True
+        if queues:
+            self.wake_workers(queues)
+        return True
 
     def request_cancel(self, job_id: int, message: str, now: datetime) -> bool:
         """Ask the worker that holds a row to stop it: ``cancelled_at`` is set (once) and
@@ -1130,6 +1263,11 @@ class Storage:
     def prepare_worker_connection(self) -> None:
         """Make the current thread's connection fit for a long-running worker."""
 
+
+#: Appended to the outcome statements' guard: rows with follow-ups take the other path.
+FOLLOW_UP_GUARD = " AND follow_up IS NULL"
+#: ``release`` ends a row only when its cancellation was asked for.
+RELEASE_GUARD = " AND (follow_up IS NULL OR cancelled_at IS NULL)"
 
 HELD_COLUMNS = (*CLAIM_COLUMNS, "claim_token", "locked_by", "started_at", "expires_at")
 

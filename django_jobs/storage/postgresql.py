@@ -58,7 +58,8 @@ class PostgreSQLStorage(Storage):
             sql, params = super()._insert_sql(rows, now)
         else:
             sql, params = self._unnest_insert(rows, now)
-        due = sorted({row.queue for row in rows if row.run_at <= now})
+        # A row without run_at waits for other jobs (django_jobs.chaining): nothing to wake.
+        due = sorted({row.queue for row in rows if row.run_at is not None and row.run_at <= now})
         if not due:
             return sql, params
         # NOTIFY inside the inserting statement: one round trip, delivered at commit and

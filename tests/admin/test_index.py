@@ -26,6 +26,7 @@ def test_admin_index_links_the_dashboard(admin_client):
     block = jobs_app_block(admin_client.get("/admin/").content.decode())
     assert f'<a href="{DASHBOARD}"' in block and f'<a href="{FAILURES}"' in block
     assert row_names(block) == [
+        "Batches",
         "Failed jobs by error",
         "Jobs",
         "Queue dashboard",

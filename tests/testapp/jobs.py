@@ -139,3 +139,34 @@ def publishes(context, payload=None):
         context.progress(50, "half")
     else:
         context.publish(payload)
+
+
+@job(max_attempts=1)
+def record_or_fail(key, fail=False, sleep=0):
+    """Records ``key`` (start and end times), or fails for good when ``fail``."""
+    started = time.time()
+    if sleep:
+        time.sleep(sleep)
+    if fail:
+        raise RuntimeError(f"{key} failed on purpose")
+    Execution.objects.create(key=key, pid=os.getpid(), started=started, ended=time.time())
+
+
+@job
+def batch_done(tag, batch):
+    """A batch callback: records what it was told."""
+    Execution.objects.create(
+        key=f"{tag}:{batch['id']}:{batch['total']}:{batch['succeeded']}:{batch['failed']}",
+        pid=os.getpid(),
+        started=time.time(),
+    )
+
+
+@job
+def record_at(key, at, fail=False):
+    """Ends at wall-clock time ``at`` (two of them end at the same moment), recording."""
+    started = time.time()
+    time.sleep(max(0.0, at - started))
+    if fail:
+        raise RuntimeError(f"{key} failed on purpose")
+    Execution.objects.create(key=key, pid=os.getpid(), started=started, ended=time.time())
