@@ -45,7 +45,9 @@ class JobQuerySet(models.QuerySet):
     def blocked(self) -> JobQuerySet:
         """Jobs waiting for a slot of their concurrency limit: not claimable until a
         job with the same key ends (``run_at`` is NULL while they wait)."""
-        return self.filter(CLAIMABLE, run_at__isnull=True, concurrency_key__isnull=False)
+        return self.filter(CLAIMABLE, run_at__isnull=True, concurrency_key__isnull=False).exclude(
+            waiting_for__gt=0
+        )
 
     def running(self) -> JobQuerySet:
         return self.filter(locked_at__isnull=False)
@@ -182,6 +184,7 @@ class Job(models.Model):
         """True while the job waits for a slot of its concurrency limit."""
         return (
             self.concurrency_key is not None
+            and not self.waiting_for
             and self.run_at is None
             and self.locked_at is None
             and self.failed_at is None

@@ -477,7 +477,8 @@ class Storage:
         for n, (key, slots) in enumerate(sorted(free.items())):
             branches.append(
                 f"SELECT * FROM (SELECT id, queue FROM {self.table}"
-                f" WHERE concurrency_key = %s AND {BLOCKED} ORDER BY priority, id LIMIT %s) AS b{n}"
+                f" WHERE concurrency_key = %s AND {BLOCKED}{NOT_CHAINED}"
+                f" ORDER BY priority, id LIMIT %s) AS b{n}"
             )
             params += [key, slots]
         cursor.execute(" UNION ALL ".join(branches), params)
@@ -487,7 +488,7 @@ class Storage:
         for chunk in _chunks([i for i, _ in chosen], 500):
             cursor.execute(
                 f"UPDATE {self.table} SET run_at = %s, updated_at = %s"
-                f" WHERE id IN ({', '.join(['%s'] * len(chunk))}) AND {BLOCKED}",
+                f" WHERE id IN ({', '.join(['%s'] * len(chunk))}) AND {BLOCKED}{NOT_CHAINED}",
                 [at, at, *chunk],
             )
         self.wake_workers({q for _, q in chosen})
@@ -1282,6 +1283,9 @@ USED_AT_REFRESH = timedelta(minutes=10)
 
 #: A row waiting for a slot of its concurrency limit (with a key: see claim_limited).
 BLOCKED = "run_at IS NULL AND locked_at IS NULL AND failed_at IS NULL AND finished_at IS NULL"
+#: A row without ``run_at`` that waits for other jobs (``after=``, a batch callback) is
+#: not parked by its concurrency limit: only the end of its prerequisites makes it due.
+NOT_CHAINED = " AND (waiting_for IS NULL OR waiting_for = 0)"
 
 
 def _limits_of(jobs: Iterable[ClaimedJob]) -> dict[str, int]:

@@ -290,3 +290,19 @@ def test_the_follow_on_lookups_are_served_by_indexes():
             "mysql": index,
         }[connection.vendor]
         assert served in plan, plan
+
+
+def test_a_limited_job_that_waits_for_others_is_not_made_due_by_its_limit():
+    """The end of another job with the same concurrency key frees a slot, but a job of
+    that key waiting for its prerequisites stays waiting: only they make it due."""
+    from tests.testapp import limit_jobs
+
+    with transaction.atomic():
+        a = later(jobs.record_or_fail, ["a"], wait=60)
+        waiting = later(limit_jobs.per_customer, ["c1"], after=a)
+        other = later(limit_jobs.per_customer, ["c1"])
+    assert not fresh(waiting).blocked and waiting.waits_for_jobs
+    assert list(Job.objects.blocked()) == []
+    run_jobs()  # `other` runs and ends, freeing c1's slot
+    assert not Job.objects.filter(pk=other.pk).exists()
+    assert fresh(waiting).run_at is None and waiting.waits_for_jobs
