@@ -8,13 +8,17 @@ For each order, stored in one transaction with the order (see ``place_order``)::
 
 ``reserve_stock`` and ``send_receipt`` wait for the charge (``after=``) and run in
 parallel; they are the members of a batch whose callback marks the order done once both
-succeeded. A charge that fails for good records its dependants as never run.
+succeeded. A charge that fails for good records its dependants as never run. The
+warehouse takes one reservation per customer at a time: ``reserve_stock`` has a
+concurrency limit of 1 per customer, across every worker.
 
 Jobs take ids and plain values, never model instances: the arguments are stored as JSON
 and the job reads the current row when it runs.
 """
 
 from __future__ import annotations
+
+import time
 
 from django.core.mail import send_mail
 from django.db import transaction
@@ -47,7 +51,7 @@ def place_order(email: str, sku: str, total, card: str) -> Order:
         order = Order.objects.create(email=email, sku=sku, total=total, card=card)
         charge = charge_card.enqueue(order.id)
         with open_batch(on_success=(mark_done, [order.id]), description=f"order #{order.id}") as b:
-            reserve_stock.using(after=charge, batch=b).enqueue(order.id)
+            reserve_stock.using(after=charge, batch=b).enqueue(order.id, email)
             send_receipt.using(after=charge, batch=b).enqueue(order.id)
     return order
 
@@ -65,9 +69,10 @@ def charge_card(context: JobContext, order_id: int) -> None:
     Order.objects.filter(pk=order_id, paid_at__isnull=True).update(paid_at=timezone.now())
 
 
-@job(max_attempts=2)
-def reserve_stock(order_id: int) -> None:
+@job(max_attempts=2, concurrency=1, concurrency_key=lambda order_id, customer: customer)
+def reserve_stock(order_id: int, customer: str) -> None:
     order = Order.objects.get(pk=order_id)
+    time.sleep(0.3)  # the warehouse's API takes its time
     if order.sku not in WAREHOUSE_SKUS:
         raise WarehouseRejected(f"warehouse rejected order #{order_id}: unknown SKU {order.sku}")
     Order.objects.filter(pk=order_id).update(reserved_at=timezone.now())

@@ -107,6 +107,10 @@ class Command(BaseCommand):
                 failed += job.status == "failed"
                 never_run += job.last_error.startswith("Never run")
             done += bool(order.done_at)
+        reservations = _overlap_line(began)
+        self.stdout.write(reservations)
+        if "OVERLAP" in reservations:
+            raise CommandError("two reservations of one customer ran at once")
         self.stdout.write(
             f"\n{done} of {len(orders)} orders done; {retried} job(s) retried then succeeded; "
             f"{failed} failed for good; {never_run} never run because of it "
@@ -136,3 +140,18 @@ def _line(job: Job, began: float) -> str:
     if job.status == "cancelled":
         return f"{head} {job.last_error.splitlines()[0]}"
     return f"{head} {job.status}"
+
+
+def _overlap_line(began: float) -> str:
+    """Whether one customer's reservations ever ran at once (their limit is 1)."""
+    runs: dict[str, list[tuple[float, float]]] = {}
+    for job in Job.objects.filter(name__endswith=".reserve_stock").exclude(finished_at=None):
+        span = (job.started_at.timestamp() - began, job.finished_at.timestamp() - began)
+        runs.setdefault(job.args[1], []).append(span)
+    lines = ["\nReservations per customer (concurrency limit 1 per customer):"]
+    for customer, spans in sorted(runs.items()):
+        spans.sort()
+        overlap = any(b[0] < a[1] for a, b in zip(spans, spans[1:], strict=False))
+        text = ", ".join(f"{s:.2f}-{e:.2f} s" for s, e in spans)
+        lines.append(f"  {customer}: {text}" + (" OVERLAP" if overlap else ""))
+    return "\n".join(lines)
