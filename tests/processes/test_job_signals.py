@@ -172,7 +172,11 @@ def test_raising_receivers_and_hooks_change_no_outcome(worker):
     assert row.attempts == 2 and "the job's own error" in row.last_error
     assert Execution.objects.filter(key="broken-hooks:ok").count() == 1
     assert Execution.objects.filter(key="broken-hooks:fail").count() == 2
-    # The recording receivers still heard every signal around the raising ones.
+    # The recording receivers still heard every signal around the raising ones (they are
+    # sent after the outcome commits: wait for them, then make sure of no second one).
+    until(ok.pk, "job_succeeded|1|'ok'")
+    until(failing.pk, "job_failed|2|ValueError")
+    settle()
     assert calls(ok.pk)["job_succeeded|1|'ok'"] == 1
     assert calls(failing.pk)["job_failed|2|ValueError"] == 1
     # The worker lives on and logged each raise.
