@@ -13,7 +13,7 @@ class JobsConfig(AppConfig):
         from .metrics import receivers
         from .registry import autodiscover, publishes_outcomes, use_task_definitions
         from .storage import configure_new_connection
-        from .storage.base import use_outcome_events
+        from .storage.outcomes import use_outcome_events
 
         connection_created.connect(configure_new_connection, dispatch_uid="django_jobs")
         use_task_definitions(_task_definition)

@@ -11,8 +11,9 @@ from datetime import datetime
 
 from django.db.backends.postgresql.psycopg_any import is_psycopg3
 
-from .base import BLOCKED, Storage, has_limits, has_meta, has_tag
+from .base import Storage, has_limits, has_meta, has_tag
 from .eventreading import EventReader, RawEvent
+from .limits import BLOCKED
 from .rows import CLAIM_COLUMNS, ClaimedJob, NewJob, new_token
 from .waiting import Waiter, drain
 

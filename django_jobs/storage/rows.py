@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -145,3 +145,9 @@ def _json(value: Any) -> Any:
     if isinstance(value, bytes | bytearray | memoryview):
         value = bytes(value).decode()
     return json.loads(value) if isinstance(value, str) else value
+
+
+def chunks(items: list[int], size: int) -> Iterable[list[int]]:
+    """``items`` in lists of at most ``size``: the ids one ``IN (...)`` statement takes."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
