@@ -124,13 +124,18 @@ def run_sync(call: Call) -> BaseException | None:
     return tracing.run_traced(call.claimed, lambda: _run_sync(call))
 
 
-def _run_sync(call: Call) -> BaseException | None:
-    hooks = call.definition.hooks
+def before_perform(call: Call) -> None:
+    """What precedes a sync attempt: its start line, job_started, the before_perform hook."""
     joblog.started(call.claimed)
     if signals.job_started.receivers:
         signals.send(signals.job_started, call.claimed.name, job=call.info())
-    if hooks is not None:
-        hooks.run("before_perform", call.claimed.name, call.info())
+    if call.definition.hooks is not None:
+        call.definition.hooks.run("before_perform", call.claimed.name, call.info())
+
+
+def _run_sync(call: Call) -> BaseException | None:
+    hooks = call.definition.hooks
+    before_perform(call)
     error: BaseException | None = None
     try:
         result = call.definition.func(*call.args, **call.kwargs)

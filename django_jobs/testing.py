@@ -26,11 +26,11 @@ from asgiref.sync import async_to_sync
 from django.db import DatabaseError, connections, transaction
 from django.db.models import Max, QuerySet
 
-from . import clock, joblog, signals, tracing
+from . import clock, signals, tracing
 from .conf import jobs_settings
 from .context import JobContext
 from .exceptions import UnknownQueue
-from .executor import Call, after_perform, outcome_of
+from .executor import Call, after_perform, before_perform, outcome_of
 from .models import Job
 from .pausing import claim_filter
 from .registry import JobDefinition
@@ -251,11 +251,7 @@ def _invoke(call: Call) -> BaseException | None:
     ]
     error: BaseException | None = None
     hooks = call.definition.hooks
-    joblog.started(call.claimed)
-    if signals.job_started.receivers:
-        signals.send(signals.job_started, call.claimed.name, job=call.info())
-    if hooks is not None:
-        hooks.run("before_perform", call.claimed.name, call.info())
+    before_perform(call)
     try:
         value = call.definition.func(*call.args, **call.kwargs)
         if inspect.isawaitable(value):
