@@ -102,12 +102,7 @@ def _store_linked(definition, rows: list[NewJob], wait, wait_until, after, batch
             f"job {definition.name} is unique: unique jobs cannot take after= "
             "or batch= (a duplicate would store nothing to wait or count)"
         )
-    alias = jobs_settings().database
-    now = clock.now()
-    trace = tracing.outgoing()
-    if trace is not None:
-        rows = _with_trace(rows, trace)
-    jobs = [_instance(row, alias, now) for row in rows]
+    alias, now, rows, jobs = _prepared(rows)
 
     def store() -> None:
         store_linked(alias, rows, jobs, now, after, batch, _insert_chunks)
@@ -297,12 +292,7 @@ def _json(name: str, value: Any, kind: str, items: Any) -> str:
 
 
 def _store(rows: list[NewJob], follow_other_transaction: bool = True) -> list[Job]:
-    alias = jobs_settings().database
-    now = clock.now()
-    trace = tracing.outgoing()
-    if trace is not None:
-        rows = _with_trace(rows, trace)
-    jobs = [_instance(row, alias, now) for row in rows]
+    alias, now, rows, jobs = _prepared(rows)
     other = _other_transaction(alias) if follow_other_transaction else None
     if other is not None:
         for job in jobs:
@@ -311,6 +301,17 @@ def _store(rows: list[NewJob], follow_other_transaction: bool = True) -> list[Jo
     else:
         _insert(alias, rows, jobs)
     return jobs
+
+
+def _prepared(rows: list[NewJob]) -> tuple[str, datetime, list[NewJob], list[Job]]:
+    """The jobs database, the enqueue time, the rows (carrying the caller's trace context
+    when there is one) and their model instances: what every way of storing starts with."""
+    alias = jobs_settings().database
+    now = clock.now()
+    trace = tracing.outgoing()
+    if trace is not None:
+        rows = _with_trace(rows, trace)
+    return alias, now, rows, [_instance(row, alias, now) for row in rows]
 
 
 def _with_trace(rows: list[NewJob], trace: dict[str, str]) -> list[NewJob]:
