@@ -44,6 +44,11 @@ TOP_DEFAULTS: dict[str, Any] = {
     # OpenTelemetry (django_jobs.tracing), when opentelemetry-api is installed.
     "TRACING": True,
     "EVENTS": {},  # see EVENTS_DEFAULTS and django_jobs.events
+    # PostgreSQL behind a transaction-pooling PgBouncer: an alias of the same database that
+    # connects directly, used only to LISTEN for wake-ups and events (None: the jobs
+    # database itself; workers poll when it turns out to be pooled). A dict maps each
+    # jobs database alias to its own.
+    "LISTEN_DATABASE": None,
 }
 
 #: Keys of ``settings.JOBS["EVENTS"]`` and their defaults (seconds).
@@ -177,6 +182,8 @@ class EventsSettings:
 @dataclass(frozen=True)
 class JobsSettings:
     database: str = "default"
+    #: ``LISTEN_DATABASE`` as pairs (jobs database alias, alias to LISTEN through).
+    listen_databases: tuple[tuple[str, str], ...] = ()
     queues: tuple[str, ...] = ("default",)
     workers: tuple[WorkerGroup, ...] = field(default_factory=lambda: (WorkerGroup(index=0),))
     heartbeat_timeout: float = 60
@@ -206,6 +213,15 @@ class JobsSettings:
     def heartbeat_interval(self) -> float:
         """How often a worker writes its heartbeat: a sixth of the timeout, at most 10 s."""
         return max(0.05, min(10.0, self.heartbeat_timeout / 6))
+
+    @property
+    def databases(self) -> tuple[str, ...]:
+        """Every database alias that holds jobs, ``database`` first."""
+        return (self.database,)
+
+    def listen_database(self, alias: str) -> str | None:
+        """The alias workers of jobs database ``alias`` LISTEN through, if one is set."""
+        return dict(self.listen_databases).get(alias)
 
     def group_for_queue(self, queue: str) -> WorkerGroup | None:
         """The worker group whose policy applies to ``queue``'s jobs, wherever they run.
@@ -332,6 +348,7 @@ def parse(raw: dict[str, Any]) -> JobsSettings:
     pid_dir = raw.get("PID_DIR") or os.path.join(tempfile.gettempdir(), "django_jobs")
     return JobsSettings(
         database=raw.get("DATABASE") if isinstance(raw.get("DATABASE"), str) else "default",
+        listen_databases=_listen(raw.get("LISTEN_DATABASE"), raw.get("DATABASE")),
         queues=tuple(queues),
         workers=groups,
         heartbeat_timeout=_pick(raw, "HEARTBEAT_TIMEOUT", TOP_DEFAULTS, (int, float)),
@@ -381,6 +398,14 @@ def _metrics(value: Any) -> MetricsSettings | None:
 
 def _is_port(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 65536
+
+
+def _listen(value: Any, database: Any) -> tuple[tuple[str, str], ...]:
+    if isinstance(value, str) and value:
+        return ((database if isinstance(database, str) else "default", value),)
+    if isinstance(value, dict):
+        return tuple((k, v) for k, v in value.items() if isinstance(k, str) and isinstance(v, str))
+    return ()
 
 
 def _names(value: Any) -> tuple[str, ...]:

@@ -130,3 +130,36 @@ def events_idle():
     from django_jobs.events.hub import wait_until_idle
 
     assert wait_until_idle(10), "an events subscription was left open"
+
+
+@pytest.fixture
+def pgbouncer_port(transactional_db):
+    """The port of a PgBouncer (transaction pooling) in front of the test's PostgreSQL."""
+    from django.db import connection
+
+    from tests import pgbouncer
+
+    if connection.vendor != "postgresql":
+        pytest.skip("PgBouncer sits in front of PostgreSQL only")
+    if not pgbouncer.available():
+        if os.environ.get("CI"):
+            pytest.fail("pgbouncer is not installed (.ci/run installs it)")
+        pytest.skip("pgbouncer is not installed (apt-get install pgbouncer)")
+
+    def sessions() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+            )
+            return cursor.fetchone()[0]
+
+    before = sessions()
+    settings = connection.settings_dict
+    with pgbouncer.pgbouncer(
+        settings["HOST"] or "127.0.0.1", str(settings["PORT"] or 5432)
+    ) as port:
+        yield port
+    # Its server connections end a moment after it does; the test database cannot be
+    # dropped at the end of the run while they last.
+    wait_until(lambda: sessions() <= before, timeout=15, what="PgBouncer's sessions to end")

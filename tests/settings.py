@@ -32,6 +32,15 @@ if ENGINE == "postgres":
             "TEST": {"NAME": f"test_django_jobs_{os.getpid()}"},
         }
     }
+    # DJANGO_JOBS_PGBOUNCER_PORT: this process reaches the database through the test's
+    # PgBouncer (transaction pooling), with "direct" beside it for LISTEN_DATABASE.
+    if os.environ.get("DJANGO_JOBS_PGBOUNCER_PORT"):
+        DATABASES["direct"] = dict(DATABASES["default"])
+        DATABASES["default"] = {
+            **DATABASES["default"],
+            "PORT": os.environ["DJANGO_JOBS_PGBOUNCER_PORT"],
+            "DISABLE_SERVER_SIDE_CURSORS": True,
+        }
 elif ENGINE == "mysql":
     DATABASES = {
         "default": {
@@ -130,6 +139,8 @@ JOBS = {
     "SCHEDULE": json.loads(os.environ.get("DJANGO_JOBS_SCHEDULE", "{}")),
     # Process tests of cancellation shorten the grace of a cancelled running job.
     "CANCEL_GRACE": float(os.environ.get("DJANGO_JOBS_CANCEL_GRACE", "5")),
+    # PgBouncer tests name the alias workers LISTEN through ("direct").
+    "LISTEN_DATABASE": os.environ.get("DJANGO_JOBS_LISTEN_DATABASE") or None,
 }
 
 # The django.tasks backend (Django 6, or the django-tasks backport on Django 5.2).

@@ -13,6 +13,7 @@ from . import (  # noqa: F401  (importing registers the checks)
     events,
     limits,
     observability,
+    pooling,
     prune,
     retries,
     schedule,

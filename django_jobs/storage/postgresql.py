@@ -9,8 +9,11 @@ import time
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
+from django.db import connections
 from django.db.backends.postgresql.psycopg_any import is_psycopg3
 
+from ..conf import jobs_settings
+from . import pooler
 from .base import Storage, has_limits, has_meta, has_tag
 from .eventreading import EventReader, RawEvent
 from .limits import BLOCKED
@@ -169,7 +172,19 @@ class PostgreSQLStorage(Storage):
         return None if row is None or row[0] is None else int(row[0])
 
     def waiter(self, queues: tuple[str, ...] | None) -> Waiter:
-        return NotifyWaiter(self, queues)
+        listen = self.listen_alias()
+        if listen is None:
+            pooler.warn_polling(self.alias)
+            return super().waiter(queues)  # a cheap indexed probe every 50 ms
+        return NotifyWaiter(self, queues, listen)
+
+    def listen_alias(self) -> str | None:
+        """The alias to LISTEN on: ``JOBS["LISTEN_DATABASE"]``, else the jobs database
+        itself unless it is reached through a pooler (None: nowhere, poll instead)."""
+        listen = jobs_settings().listen_database(self.alias)
+        if listen is not None:
+            return listen
+        return None if pooler.behind_pooler(self.connection) else self.alias
 
     def notify_controls(self) -> None:
         # On the channel workers already LISTEN on; delivered at commit.
@@ -177,9 +192,15 @@ class PostgreSQLStorage(Storage):
             cursor.execute(f"SELECT pg_notify('{CHANNEL}', %s)", [CONTROLS])
 
     def control_waiter(self) -> Waiter:
-        return NotifyWaiter(self, (CONTROLS,))
+        listen = self.listen_alias()
+        if listen is None:
+            return super().control_waiter()
+        return NotifyWaiter(self, (CONTROLS,), listen)
 
     def set_lock_wait(self, connection, seconds: float) -> None:
+        if pooler.behind_pooler(connection):
+            pooler.bound_per_transaction(connection, seconds)
+            return
         with connection.cursor() as cursor:
             cursor.execute(f"SET lock_timeout = '{int(seconds * 1000)}ms'")
 
@@ -206,9 +227,12 @@ class NotifyWaiter(Waiter):
 
     RECONNECT_DELAY = 1.0
 
-    def __init__(self, storage: PostgreSQLStorage, queues: tuple[str, ...] | None) -> None:
+    def __init__(
+        self, storage: PostgreSQLStorage, queues: tuple[str, ...] | None, listen: str
+    ) -> None:
         self.storage = storage
         self.queues = queues
+        self.listen = listen  # the alias whose connection parameters LISTEN uses
         self.conn = None
         self.next_attempt = 0.0
 
@@ -218,10 +242,7 @@ class NotifyWaiter(Waiter):
         if time.monotonic() < self.next_attempt:
             return
         try:
-            params = self.storage.connection.get_connection_params()
-            params.pop("cursor_factory", None)
-            params.pop("context", None)
-            self.conn = psycopg.connect(**params, autocommit=True)
+            self.conn = listen_connection(self.listen)
             self.conn.execute(f"LISTEN {CHANNEL}")
         except Exception as exc:  # the database may be restarting: poll until it is back
             logger.warning("cannot LISTEN for new jobs (%s); polling instead", exc)
@@ -269,6 +290,14 @@ class NotifyWaiter(Waiter):
         self.conn = None
 
 
+def listen_connection(alias: str):
+    """A psycopg connection of its own (autocommit) to ``alias``, for LISTEN."""
+    params = connections[alias].get_connection_params()
+    params.pop("cursor_factory", None)
+    params.pop("context", None)
+    return psycopg.connect(**params, autocommit=True)
+
+
 def notify_channel(channel: str) -> str:
     """The NOTIFY channel behind an event channel: a digest, since a channel name may be
     longer than PostgreSQL's 63-byte identifiers and hold any character."""
@@ -290,10 +319,7 @@ class NotifyEventReader(EventReader):
     def open(self) -> None:
         if not is_psycopg3:
             raise RuntimeError("events on PostgreSQL need psycopg 3 (LISTEN)")
-        params = self.storage.connection.get_connection_params()
-        params.pop("cursor_factory", None)
-        params.pop("context", None)
-        self.conn = psycopg.connect(**params, autocommit=True)
+        self.conn = listen_connection(self.storage.listen_alias() or self.storage.alias)
         for key in self.channels:
             self.conn.execute(f'LISTEN "{key}"')
 
