@@ -21,10 +21,12 @@ from .exceptions import (
     JobNotFound,
     JobNotRegistered,
     JobsError,
+    JobsNotReady,
     NotSerializable,
     Retry,
     Snooze,
     UnknownQueue,
+    ensure_ready,
 )
 
 __version__ = "0.1.0"
@@ -37,6 +39,7 @@ __all__ = [
     "JobNotFound",
     "JobNotRegistered",
     "JobsError",
+    "JobsNotReady",
     "NotSerializable",
     "Retry",
     "Snooze",
@@ -52,12 +55,18 @@ __all__ = [
 ]
 
 
+_NEEDS_REGISTRY = frozenset({"later", "later_many", "cancel", "open_batch", "pause", "resume"})
+
+
 def __getattr__(name: str):
     # Importing the decorator must not import models before the app registry is ready.
     if name == "job":
         from .registry import job
 
         return job
+    if name in _NEEDS_REGISTRY:
+        # Each of these imports the models: say what to do, not "Apps aren't loaded yet".
+        ensure_ready(f"django_jobs.{name}")
     if name in ("later", "later_many"):
         from . import scheduling
 

@@ -10,6 +10,7 @@ class JobsConfig(AppConfig):
 
     def ready(self) -> None:
         from . import batches, cancelling, checks  # noqa: F401  (Job.cancel, Batch.close; checks)
+        from .conf import jobs_settings
         from .metrics import receivers
         from .registry import autodiscover, publishes_outcomes, use_task_definitions
         from .storage import configure_new_connection
@@ -20,6 +21,10 @@ class JobsConfig(AppConfig):
         use_outcome_events(publishes_outcomes)
         autodiscover()
         receivers.sync()  # counters, when JOBS["METRICS"] is set
+        if jobs_settings().embedded.enabled:
+            from .runtime.embedded import install
+
+            install()  # starts on the first request or enqueue, not now
 
 
 def _task_definition(claimed):

@@ -49,7 +49,24 @@ TOP_DEFAULTS: dict[str, Any] = {
     # database itself; workers poll when it turns out to be pooled). A dict maps each
     # jobs database alias to its own.
     "LISTEN_DATABASE": None,
+    # Jobs run by threads inside each web process (django_jobs.runtime.embedded): None or
+    # {} is off; a dict with "ENABLED": True turns it on, with EMBEDDED_DEFAULTS for its keys.
+    "EMBEDDED": None,
 }
+
+#: Keys of ``settings.JOBS["EMBEDDED"]`` and their defaults.
+EMBEDDED_DEFAULTS: dict[str, Any] = {
+    "ENABLED": False,
+    # Jobs one web process runs at once (a whole number, or "cpus").
+    "THREADS": 4,
+    "QUEUES": "*",
+    # Seconds running jobs have to end when the web process exits; then they are given
+    # back unspent. Keep it below the server's own graceful-stop time.
+    "SHUTDOWN_TIMEOUT": 20,
+}
+
+#: The value of ``COUNT`` (worker groups) or ``THREADS`` (embedded) meaning one per CPU.
+CPUS = "cpus"
 
 #: Keys of ``settings.JOBS["EVENTS"]`` and their defaults (seconds).
 EVENTS_DEFAULTS: dict[str, Any] = {
@@ -180,6 +197,16 @@ class EventsSettings:
 
 
 @dataclass(frozen=True)
+class EmbeddedSettings:
+    """``JOBS["EMBEDDED"]`` (see django_jobs.runtime.embedded)."""
+
+    enabled: bool = False
+    threads: int = EMBEDDED_DEFAULTS["THREADS"]
+    queues: tuple[str, ...] | None = None  # None means every queue ("*")
+    shutdown_timeout: float = EMBEDDED_DEFAULTS["SHUTDOWN_TIMEOUT"]
+
+
+@dataclass(frozen=True)
 class JobsSettings:
     database: str = "default"
     #: ``LISTEN_DATABASE`` as pairs (jobs database alias, alias to LISTEN through).
@@ -202,6 +229,7 @@ class JobsSettings:
     metrics: MetricsSettings | None = None
     tracing: bool = True
     events: EventsSettings = field(default_factory=EventsSettings)
+    embedded: EmbeddedSettings = field(default_factory=EmbeddedSettings)
 
     @property
     def worker_rows_max_age(self) -> timedelta:
@@ -269,13 +297,27 @@ def _queues_of(value: Any) -> tuple[str, ...] | None:
     return None
 
 
+def cpu_count() -> int:
+    """The CPUs this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # macOS and Windows have no affinity call
+        return os.cpu_count() or 1
+
+
+def _how_many(raw: dict[str, Any], key: str, defaults: dict[str, Any]) -> int:
+    """A whole number of at least 1, where ``"cpus"`` means one per CPU."""
+    if raw.get(key) == CPUS:
+        return cpu_count()
+    return max(1, _pick(raw, key, defaults, (int,)))
+
+
 def _group(index: int, raw: dict[str, Any]) -> WorkerGroup:
     number = (int, float)
-    count = _pick(raw, "COUNT", WORKER_DEFAULTS, (int,))
     return WorkerGroup(
         index=index,
         queues=_queues_of(raw.get("QUEUE", "*")),
-        count=max(1, count),
+        count=_how_many(raw, "COUNT", WORKER_DEFAULTS),
         max_attempts=max(1, _pick(raw, "MAX_ATTEMPTS", WORKER_DEFAULTS, (int,))),
         max_runtime=_pick(raw, "MAX_RUNTIME", WORKER_DEFAULTS, number),
         delete_failed_jobs=_pick(raw, "DELETE_FAILED_JOBS", WORKER_DEFAULTS, (bool,)),
@@ -366,6 +408,18 @@ def parse(raw: dict[str, Any]) -> JobsSettings:
         metrics=_metrics(raw.get("METRICS")),
         tracing=raw.get("TRACING") is not False,
         events=_events(raw.get("EVENTS")),
+        embedded=_embedded(raw.get("EMBEDDED")),
+    )
+
+
+def _embedded(value: Any) -> EmbeddedSettings:
+    raw = value if isinstance(value, dict) else {}
+    timeout = _pick(raw, "SHUTDOWN_TIMEOUT", EMBEDDED_DEFAULTS, (int, float))
+    return EmbeddedSettings(
+        enabled=raw.get("ENABLED") is True,
+        threads=_how_many(raw, "THREADS", EMBEDDED_DEFAULTS),
+        queues=_queues_of(raw.get("QUEUES", EMBEDDED_DEFAULTS["QUEUES"])),
+        shutdown_timeout=max(0.0, float(timeout)),
     )
 
 

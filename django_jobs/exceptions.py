@@ -4,12 +4,37 @@ from __future__ import annotations
 
 import difflib
 
+from django.core.exceptions import AppRegistryNotReady
+
 
 class JobsError(Exception):
     """A django_jobs error."""
 
     def __init__(self, message: str | None = None) -> None:
         super().__init__(message or (self.__doc__ or "").strip())
+
+
+class JobsNotReady(JobsError, AppRegistryNotReady):
+    """The job queue was used before Django's app registry is ready."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(
+            f"django_jobs: {what} was used before Django's app registry is ready (while "
+            "settings or an app's modules were still being imported). Enqueue from code "
+            "that runs after start-up: a view, a signal receiver, a management command, or "
+            "a script that calls django.setup() first; to run something when the process "
+            "starts, enqueue it from a function, not at a module's top level"
+        )
+
+
+def ensure_ready(what: str) -> None:
+    """Raise :class:`JobsNotReady` naming ``what`` unless the app registry has loaded the
+    models (which is all the queue needs: an app's jobs module may import ``later`` while
+    the registry runs the apps' ``ready()``)."""
+    from django.apps import apps
+
+    if not apps.models_ready:
+        raise JobsNotReady(what)
 
 
 class JobNotRegistered(JobsError, LookupError):

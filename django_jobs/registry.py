@@ -15,7 +15,7 @@ from django.utils.module_loading import autodiscover_modules
 
 from . import signals
 from .backoff import resolve as resolve_backoff
-from .exceptions import JobNotRegistered, TaskNotAllowed
+from .exceptions import JobNotRegistered, TaskNotAllowed, ensure_ready
 from .hooks import checked as checked_hooks
 from .limits import rule as concurrency_rule
 from .tags import checked as checked_tag
@@ -241,6 +241,7 @@ class JobDefinition(Generic[P, R]):
         # Imported here: calls imports the models, which cannot be imported before the
         # app registry is ready, while this module may be (`from django_jobs import job`
         # in an app's models module).
+        ensure_ready(f"{self.name}.enqueue()")
         from .calls import store_call
 
         opts = self.options

@@ -187,7 +187,7 @@ def _valid_queue_option(value: Any) -> bool:
 #: Worker keys checked by a predicate: key → (id, predicate, what the value must be).
 WORKER_VALUES: dict[str, tuple[int, Callable[[Any], bool], str]] = {
     "QUEUE": (21, _valid_queue_option, '"*", a queue name or a non-empty list of queue names'),
-    "COUNT": (23, _is_int, "a whole number of processes"),
+    "COUNT": (23, lambda v: _is_int(v) or v == conf.CPUS, 'a whole number of processes or "cpus"'),
     "MAX_ATTEMPTS": (25, _positive_int, "a whole number of at least 1"),
     "MAX_RUNTIME": (26, _positive_number, "a positive number of seconds"),
     "DELETE_FAILED_JOBS": (27, lambda v: isinstance(v, bool), "True or False"),

@@ -62,12 +62,7 @@ class Watchdog(threading.Thread):
             "[jobs] [%s] job %s timed out after %g s: stopping worker %s",
             call.claimed.name, call.claimed.id, limit, self.worker.identity,
         )  # fmt: skip
-        error = JobTimeout(f"timed out after {limit:g} s")
-        took = (time.monotonic() - call.started) * 1000
-        timed_out = errored(call.claimed, f"JobTimeout: {error}", elapsed_ms=took, error=error)
-        timed_out.started_at = call.started_at
-        timed_out.exception = error
-        self._end_process(call, timed_out, EXIT_TIMEOUT)
+        self._end_process(call, timed_out(call, limit), EXIT_TIMEOUT)
 
     def _stop_cancelled(self, call: Call, grace: float) -> None:
         identity = self.worker.identity
@@ -113,6 +108,16 @@ class Watchdog(threading.Thread):
 
     def stop(self) -> None:
         self.stop_event.set()
+
+
+def timed_out(call: Call, limit: float) -> Outcome:
+    """The outcome of a job that ran past its timeout ``limit``."""
+    error = JobTimeout(f"timed out after {limit:g} s")
+    took = (time.monotonic() - call.started) * 1000
+    outcome = errored(call.claimed, f"JobTimeout: {error}", elapsed_ms=took, error=error)
+    outcome.started_at = call.started_at
+    outcome.exception = error
+    return outcome
 
 
 def _exit(code: int = EXIT_TIMEOUT) -> None:
