@@ -23,6 +23,7 @@ from .conf import jobs_settings
 from .exceptions import NotSerializable, UnknownQueue
 from .limits import for_call as concurrency_for
 from .models import Job
+from .rates import for_call as rate_for
 from .signals import enqueued, job_enqueued
 from .storage import NewJob, get_storage
 from .unique import DEFAULT_RULE, key_for, per_call_key
@@ -204,6 +205,9 @@ def _new_job(
     limit = concurrency_for(definition, queue, arg_list, kwarg_dict)
     if limit is not None:
         row = replace(row, concurrency_key=limit[0], concurrency_limit=limit[1])
+    rate = rate_for(definition, queue, arg_list, kwarg_dict)
+    if rate is not None:
+        row = replace(row, rate_key=rate[0], rate_limit=rate[1])
     if definition.unique is None and unique_key is None:
         return row
     key = key_for(definition, arg_list, kwarg_dict, unique_key)
@@ -340,7 +344,7 @@ def _instance(row: NewJob, alias: str, now: datetime) -> Job:
         None, row.name, row.arg_list, row.kwarg_dict, row.queue, row.priority, 0,
         row.run_at, None, None, None, None, None, "", None, None, None, "", now, now,
         None, None, None, None, None, None, row.tag, row.concurrency_key, row.concurrency_limit,
-        None, None,
+        None, None, row.rate_key, row.rate_limit,
     )  # fmt: skip
     if row.meta is not None:
         job.meta = json.loads(row.meta)

@@ -134,6 +134,9 @@ WORKER_DEFAULTS: dict[str, Any] = {
     # At most this many jobs of each of the group's queues run at once, across every
     # worker and host (None: no limit); see django_jobs.limits.
     "CONCURRENCY": None,
+    # At most this many jobs of each of the group's queues start per period, across every
+    # worker and host ("100/m", "10/s", "5000/h"; None: no limit); see django_jobs.rates.
+    "RATE_LIMIT": None,
 }
 
 
@@ -155,6 +158,9 @@ class WorkerGroup:
     #: ``CONCURRENCY``: the per-queue concurrency limit of the queues this group's
     #: policy covers (``JobsSettings.policy_for``), None for no limit.
     concurrency: int | None = None
+    #: ``RATE_LIMIT``: the per-queue rate limit of the queues this group's policy covers
+    #: as written ("100/m"; ``django_jobs.rates.parse`` reads it), None for no limit.
+    rate_limit: str | None = None
 
     @property
     def queue_label(self) -> str:
@@ -270,6 +276,12 @@ class JobsSettings:
         limits = {q: self.policy_for(q).concurrency for q in self.queues}
         return {queue: limit for queue, limit in limits.items() if limit is not None}
 
+    @cached_property
+    def queue_rate_limits(self) -> dict[str, str]:
+        """The ``RATE_LIMIT`` of each queue whose policy has one, as written."""
+        rates = {q: self.policy_for(q).rate_limit for q in self.queues}
+        return {queue: rate for queue, rate in rates.items() if rate is not None}
+
     def policy_for(self, queue: str) -> WorkerGroup:
         """``group_for_queue``, or the default options for a queue no group serves."""
         return self.group_for_queue(queue) or WorkerGroup(index=0, queues=None)
@@ -329,6 +341,7 @@ def _group(index: int, raw: dict[str, Any]) -> WorkerGroup:
         max_jobs=_pick(raw, "MAX_JOBS", WORKER_DEFAULTS, (int,)),
         max_memory_mb=_pick(raw, "MAX_MEMORY_MB", WORKER_DEFAULTS, (int,)),
         concurrency=_positive(raw.get("CONCURRENCY")),
+        rate_limit=raw.get("RATE_LIMIT") if isinstance(raw.get("RATE_LIMIT"), str) else None,
     )
 
 

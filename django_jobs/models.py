@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, ClassVar
 
 from django.db import models
@@ -147,6 +148,15 @@ class Job(models.Model):
     #: Ending this job writes to other rows (it has dependants, or is a batch member):
     #: the outcome statements leave such rows to the path that does both in one transaction.
     follow_up = models.BooleanField(_("has follow-up"), null=True, blank=True, editable=False)
+    #: The rate limit the job counts against (``django_jobs.rates``): at most N rows with
+    #: this key start per period (``rate_limit``, such as ``100/m``). A row that has to
+    #: wait gets a ``RateGrant`` for a later moment and that moment as ``run_at``.
+    rate_key = models.CharField(
+        _("rate key"), max_length=255, null=True, blank=True, editable=False
+    )
+    rate_limit = models.CharField(
+        _("rate limit"), max_length=32, null=True, blank=True, editable=False
+    )
 
     objects = JobQuerySet.as_manager()
 
@@ -203,12 +213,38 @@ class Job(models.Model):
         )
 
     @property
+    def rate_limited_until(self) -> datetime | None:
+        """When a job waiting for its rate limit may start (the moment it was granted),
+        or None; reads the job's ``RateGrant`` (one query, for rows with a rate key)."""
+        if (
+            self.rate_key is None
+            or self.run_at is None
+            or self.locked_at is not None
+            or self.failed_at is not None
+            or self.finished_at is not None
+            or self.run_at <= clock.now()
+        ):
+            return None
+        grants = RateGrant.objects.using(self._state.db or "default")
+        return (
+            grants.filter(job_id=self.pk, at__gt=clock.now()).values_list("at", flat=True).first()
+        )
+
+    @property
     def waiting_reason(self) -> str:
         """Why a job that is due does not run yet ("" when nothing holds it back)."""
         if self.blocked:
             return _("concurrency limit %(limit)s for key %(key)s") % {
                 "limit": self.concurrency_limit,
                 "key": self.concurrency_key,
+            }
+        until = self.rate_limited_until
+        if until is not None:
+            local = timezone.localtime(until) if timezone.is_aware(until) else until
+            return _("rate limited until %(until)s (rate limit %(rate)s for key %(key)s)") % {
+                "until": f"{local:%H:%M:%S}",
+                "rate": self.rate_limit,
+                "key": self.rate_key,
             }
         return ""
 
@@ -314,6 +350,28 @@ class LimitLock(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class RateGrant(models.Model):
+    """One start allowed by a rate limit: the key's latest grants say when the next job
+    with that key may start (``django_jobs.rates``). ``job_id`` is set while the grant is
+    a reservation for a job that waits for its moment (its ``run_at``), and cleared when a
+    claim uses it. Grants older than their period no longer count; claims delete them."""
+
+    key = models.CharField(_("key"), max_length=255, db_column="rate_key")
+    at = models.DateTimeField(_("start allowed at"))
+    job_id = models.BigIntegerField(_("reserved for job"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("rate grant")
+        verbose_name_plural = _("rate grants")
+        indexes = [
+            models.Index(fields=["key", "at"], name="django_jobs_rate_key_at_idx"),
+            models.Index(fields=["job_id"], name="django_jobs_rate_job_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} @ {self.at}"
 
 
 class JobLink(models.Model):

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from . import clock
 from .conf import jobs_settings
-from .models import Batch, Job, JobLink
+from .models import Batch, Job, JobLink, RateGrant
 from .storage import get_storage
 
 
 def clear_jobs() -> int:
-    """Delete every job, with the chain and batch records that name them; returns how
-    many jobs."""
+    """Delete every job, with the chain and batch records that name them and the grants
+    of rate limits; returns how many jobs."""
     alias = jobs_settings().database
     deleted, _ = Job.objects.using(alias).all().delete()
     JobLink.objects.using(alias).all().delete()
     Batch.objects.using(alias).all().delete()
+    RateGrant.objects.using(alias).all().delete()
     return deleted
 
 

@@ -18,6 +18,7 @@ from .backoff import resolve as resolve_backoff
 from .exceptions import JobNotRegistered, TaskNotAllowed, ensure_ready
 from .hooks import checked as checked_hooks
 from .limits import rule as concurrency_rule
+from .rates import rule as rate_rule
 from .tags import checked as checked_tag
 from .unique import DEFAULT_RULE, per_call_key
 from .unique import rule as unique_rule
@@ -87,6 +88,8 @@ class JobDefinition(Generic[P, R]):
         events: bool = False,
         concurrency: int | None = None,
         concurrency_key: Callable[..., Any] | None = None,
+        rate_limit: str | None = None,
+        rate_key: Callable[..., Any] | None = None,
     ) -> None:
         if not callable(func):
             raise TypeError(f"@job decorates a function, not {type(func).__name__}")
@@ -128,6 +131,8 @@ class JobDefinition(Generic[P, R]):
         self.events = bool(events)
         #: The concurrency limit (``django_jobs.limits.ConcurrencyRule``), or None.
         self.concurrency = concurrency_rule(self.name, concurrency, concurrency_key)
+        #: The rate limit (``django_jobs.rates.RateRule``), or None.
+        self.rate = rate_rule(self.name, rate_limit, rate_key)
         functools.update_wrapper(self, func)  # type: ignore[arg-type]
 
     def _check_cron(self, cron: Any) -> None:
@@ -298,6 +303,8 @@ def job(
     events: bool = ...,
     concurrency: int | None = ...,
     concurrency_key: Callable[..., Any] | None = ...,
+    rate_limit: str | None = ...,
+    rate_key: Callable[..., Any] | None = ...,
 ) -> Callable[[Callable[P, R]], JobDefinition[P, R]]: ...
 
 
@@ -403,13 +410,16 @@ def publishes_outcomes(name: str) -> bool:
 
 
 def declares_limits() -> bool:
-    """True when a registered job or a worker group declares a concurrency limit: a
-    worker then counts slots from its first claim."""
+    """True when a registered job or a worker group declares a concurrency or a rate
+    limit: a worker then counts slots and grants from its first claim."""
     from .conf import jobs_settings
 
-    if any(group.concurrency is not None for group in jobs_settings().workers):
+    if any(
+        group.concurrency is not None or group.rate_limit is not None
+        for group in jobs_settings().workers
+    ):
         return True
-    return any(d.concurrency is not None for d in _registry.values())
+    return any(d.concurrency is not None or d.rate is not None for d in _registry.values())
 
 
 def all_jobs() -> dict[str, JobDefinition[Any, Any]]:

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from . import clock
 from .conf import jobs_settings
-from .models import CLAIMABLE, Job, QueuePause, Worker
+from .models import CLAIMABLE, Job, QueuePause, RateGrant, Worker
 
 
 @dataclass(frozen=True)
@@ -260,3 +260,43 @@ def waiting_keys(alias: str | None = None, top: int = 10) -> list[WaitingKey]:
         .order_by("-n", "concurrency_key")[:top]
     )
     return [WaitingKey(row["concurrency_key"], row["limit"], row["n"]) for row in rows]
+
+
+@dataclass(frozen=True)
+class RateLimitedKey:
+    """A rate key with jobs waiting for the moment their rate limit granted them."""
+
+    key: str
+    rate: str
+    waiting: int
+    #: When the last of them may start.
+    until: datetime
+
+    @property
+    def reason(self) -> str:
+        local = timezone.localtime(self.until) if timezone.is_aware(self.until) else self.until
+        return (
+            f"rate limit {self.rate} for key {self.key}: {self.waiting} job(s) rate limited"
+            f" until {local:%H:%M:%S}"
+        )
+
+
+def rate_limited_keys(alias: str | None = None, top: int = 10) -> list[RateLimitedKey]:
+    """The keys with the most jobs waiting for their rate limit (their reservations)."""
+    alias = _alias(alias)
+    rows = (
+        RateGrant.objects.using(alias)
+        .filter(job_id__isnull=False, at__gt=clock.now())
+        .values("key")
+        .annotate(n=Count("id"), until=Max("at"), job=Min("job_id"))
+        .order_by("-n", "key")[:top]
+    )
+    rates = dict(
+        Job.objects.using(alias)
+        .filter(pk__in=[row["job"] for row in rows])
+        .values_list("rate_key", "rate_limit")
+    )
+    return [
+        RateLimitedKey(row["key"], rates.get(row["key"]) or "?", row["n"], row["until"])
+        for row in rows
+    ]

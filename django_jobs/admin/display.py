@@ -116,6 +116,13 @@ def status_badge(job: Job) -> SafeString:
         }
     elif job.blocked:
         hint = job.waiting_reason
+    elif job.rate_key is not None and job.run_at is not None and job.run_at > clock.now():
+        # The moment is the row's run_at; the job page reads its grant to be sure.
+        hint = _("rate limit %(rate)s for key %(key)s: due %(when)s") % {
+            "rate": job.rate_limit,
+            "key": job.rate_key,
+            "when": _when(job.run_at),
+        }
     elif job.waits_for_jobs:
         # The ids are on the job page: the list makes no query per row.
         hint = _("waiting for %(count)s other job(s) to end") % {"count": job.waiting_for}

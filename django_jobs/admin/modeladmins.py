@@ -158,7 +158,7 @@ class JobAdmin(admin.ModelAdmin):
     readonly_fields = (
         "id", "name", "status_badge", "attempts_display", "timeline", "args_json",
         "kwargs_json", "progress_display", "traceback", "unique_key", "snoozes", "tag_link",
-        "waiting_reason", "concurrency_display",
+        "waiting_reason", "concurrency_display", "rate_display",
         "flow",
     )  # fmt: skip
     change_form_template = "admin/django_jobs/job/change_form.html"
@@ -251,6 +251,10 @@ class JobAdmin(admin.ModelAdmin):
             "key": job.concurrency_key,
         }
 
+    @admin.display(description=_("rate limit"))
+    def rate_display(self, job: Job) -> str:
+        return _("%(rate)s for key %(key)s") % {"rate": job.rate_limit, "key": job.rate_key}
+
     @admin.display(description=_("flow"))
     def flow(self, job: Job):
         return flows.flow_block(job)
@@ -271,7 +275,14 @@ class JobAdmin(admin.ModelAdmin):
             fieldsets.append((_("Flow"), {"fields": ("flow",)}))
         controls = [
             f
-            for f in ("waiting_reason", "concurrency_display", "tag", "unique_key", "snoozes")
+            for f in (
+                "waiting_reason",
+                "concurrency_display",
+                "rate_display",
+                "tag",
+                "unique_key",
+                "snoozes",
+            )  # fmt: skip
             if obj is not None and getattr(obj, f.replace("_display", "_key"))
         ]
         controls = ["tag_link" if f == "tag" else f for f in controls]

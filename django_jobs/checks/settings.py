@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.checks import CheckMessage, register
 
 from .. import conf, registry
+from ..rates import is_rate
 from .base import (
     TAG,
     _closest,
@@ -202,6 +203,12 @@ WORKER_VALUES: dict[str, tuple[int, Callable[[Any], bool], str]] = {
         130,
         _optional_positive_int,
         "a whole number of at least 1 (jobs of each of its queues running at once), or None",
+    ),
+    "RATE_LIMIT": (
+        132,
+        lambda value: value is None or is_rate(value),
+        "a rate such as '100/m', '10/s', '5000/h' or '10/5s' (starts of each of its queues "
+        "per period), or None",
     ),
 }
 

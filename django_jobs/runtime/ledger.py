@@ -63,6 +63,11 @@ class Ledger:
     def busy(self) -> bool:
         return bool(self._pending or self._running)
 
+    def next_not_before(self) -> float | None:
+        """When the next pending job may start, if its rate limit set a moment."""
+        with self.lock:
+            return self._pending[0].claimed.not_before if self._pending else None
+
     def unwritten_for(self) -> float:
         """Seconds the oldest unwritten start or outcome has waited (0: none)."""
         since = self._unwritten_since

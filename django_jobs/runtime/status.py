@@ -217,15 +217,20 @@ def queues_table(now: datetime) -> str:
 
 
 def waiting_lines() -> str:
-    """Why jobs that are due do not run: the keys whose concurrency limit holds them."""
-    from ..stats import waiting_keys
+    """Why jobs that are due do not run: the keys whose concurrency limit holds them, and
+    those whose rate limit made them wait for a later moment."""
+    from ..stats import rate_limited_keys, waiting_keys
 
+    out = ""
     keys = waiting_keys()
-    if not keys:
-        return ""
-    return "\n\nWaiting for a slot\n" + "\n".join(
-        f"{_printable(key.reason)}: {key.waiting} job(s) waiting" for key in keys
-    )
+    if keys:
+        out += "\n\nWaiting for a slot\n" + "\n".join(
+            f"{_printable(key.reason)}: {key.waiting} job(s) waiting" for key in keys
+        )
+    rated = rate_limited_keys()
+    if rated:
+        out += "\n\nRate limited\n" + "\n".join(_printable(key.reason) for key in rated)
+    return out
 
 
 #: Waiting jobs and unfinished batches listed by ``jobs status``, at most.

@@ -250,7 +250,9 @@ class Worker:
         # Claim more than the free slots only for jobs known to be short, so that the
         # extra ones start within CLAIM_WINDOW; the flusher gives back any that wait
         # longer than HOLD_LIMIT (a long job among them), for another worker to run.
-        if self.avg_duration is None:
+        if self.avg_duration is None or self.storage.rated:
+            # A rate limit grants starts at the claim: a row claimed to wait behind
+            # others would start later than its grant says, so take only what starts now.
             return free
         extra = int(CLAIM_WINDOW / max(self.avg_duration, 1e-6))
         return min(self.group.batch_size, max(free, extra))
@@ -291,6 +293,9 @@ class Worker:
     def _has_slot(self, call: Call) -> bool:
         if self.stopping.is_set() or self.db_suspect:
             return False
+        not_before = call.claimed.not_before
+        if not_before is not None and not_before > time.time():
+            return False  # its rate limit granted it a start a moment from now
         if call.is_async:
             return self.asyncs.running < self.group.async_concurrency
         if self.threads is not None:
@@ -382,6 +387,16 @@ class Worker:
         timeout = FLUSH_INTERVAL if self.ledger.unwritten_for() else 1.0
         if self.refill_deferred:
             timeout = min(timeout, REFILL_WAIT)
+        not_before = self.ledger.next_not_before()
+        if not_before is not None and not_before > time.time():
+            timeout = min(timeout, not_before - time.time())
+        elif self.storage.limited and not self.stopping.is_set() and self._free_slots() > 0:
+            # Rows waiting for their rate limit come due at their run_at: claim them then
+            # with the free slots, not after the longest job ends.
+            try:
+                timeout = self._until_due(timeout)
+            except (DatabaseError, InterfaceError):
+                pass  # the next claim meets the outage and reports it
         readable, _, _ = select.select([self.wake_r], [], [], timeout)
         if readable:
             drain(self.wake_r)
@@ -389,16 +404,21 @@ class Worker:
     def _idle(self) -> None:
         try:
             # Nothing notifies when a retry or a delayed job comes due: wake for it.
-            timeout = self.group.sleep_delay
-            now = clock.now()
-            paused = paused_among(self.group.queues, self.controls.paused)
-            due = self.storage.next_due(self.group.queues, now, paused)
-            if due is not None:
-                timeout = max(0.0, min(timeout, (due - now).total_seconds()))
-            self._waiter.paused = frozenset(paused)
+            timeout = self._until_due(self.group.sleep_delay)
+            self._waiter.paused = frozenset(paused_among(self.group.queues, self.controls.paused))
             self._waiter.wait(timeout, self.wake_r)
         except (DatabaseError, InterfaceError) as exc:
             self.db.down(exc, 0)
+
+    def _until_due(self, timeout: float) -> float:
+        """Seconds until the next scheduled job of the worker's queues comes due (a retry,
+        a delayed job, a job waiting for its rate limit), at most ``timeout``."""
+        now = clock.now()
+        paused = paused_among(self.group.queues, self.controls.paused)
+        due = self.storage.next_due(self.group.queues, now, paused)
+        if due is None:
+            return timeout
+        return max(0.0, min(timeout, (due - now).total_seconds()))
 
     def _orphaned(self) -> bool:
         if self.supervisor_pid is None or self.stopping.is_set():

@@ -56,6 +56,7 @@ from .outcomes import (
     job_channel,
     publishes_outcomes,
 )
+from .rates import RateLimits
 from .rows import (
     CLAIM_COLUMNS,
     ClaimedJob,
@@ -83,7 +84,7 @@ def lock_waits_bounded() -> bool:
 LOCK_WAIT = 2
 
 
-class Storage(ConcurrencyLimits, OutcomeWriting):
+class Storage(ConcurrencyLimits, RateLimits, OutcomeWriting):
     """Shared implementation; vendors override what they can do in fewer statements."""
 
     vendor = "base"
@@ -129,11 +130,11 @@ class Storage(ConcurrencyLimits, OutcomeWriting):
             if with_tag:
                 params.append(row.tag)
             if with_limits:
-                params += [row.concurrency_key, row.concurrency_limit]
+                params += [row.concurrency_key, row.concurrency_limit, row.rate_key, row.rate_limit]
         more = (
             (", " + self.json_param if with_meta else "")
             + (", %s" if with_tag else "")
-            + (", %s, %s" if with_limits else "")
+            + (", %s, %s, %s, %s" if with_limits else "")
         )
         one = f"({self.placeholders()}{more})"
         return ", ".join([one] * len(rows)), params
@@ -289,12 +290,12 @@ class Storage(ConcurrencyLimits, OutcomeWriting):
         if self.limited:
             return self.claim_limited(worker, queues, limit, now, exclude)
         jobs = self.claim_plain(worker, queues, limit, now, exclude)
-        keyed = [job for job in jobs if job.concurrency_key is not None]
+        keyed = [job for job in jobs if job.limited]
         if not keyed:
             return jobs
         self.limited = True
         self.release(keyed, now)
-        plain = [job for job in jobs if job.concurrency_key is None]
+        plain = [job for job in jobs if not job.limited]
         more = self.claim_limited(worker, queues, limit - len(plain), now, exclude)
         return sorted(plain + more, key=ClaimedJob.sort_key)
 
@@ -519,7 +520,7 @@ def has_tag(rows: Sequence[NewJob]) -> bool:
 
 
 def has_limits(rows: Sequence[NewJob]) -> bool:
-    return any(row.concurrency_key is not None for row in rows)
+    return any(row.concurrency_key is not None or row.rate_key is not None for row in rows)
 
 
 #: The columns every insert writes; optional ones follow only when a row has them, so
@@ -528,7 +529,7 @@ INSERT_COLUMNS = (
     "name, args, kwargs, queue, priority, run_at, attempts, last_error, progress_message,"
     " created_at, updated_at"
 )
-LIMIT_COLUMNS = ", concurrency_key, concurrency_limit"
+LIMIT_COLUMNS = ", concurrency_key, concurrency_limit, rate_key, rate_limit"
 
 
 def _optional_columns(with_meta: bool, with_tag: bool, with_limits: bool) -> str:

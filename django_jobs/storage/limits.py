@@ -14,7 +14,9 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from .. import clock
 from ..models import LimitLock
+from .rates import RateDecisions
 from .rows import CLAIM_COLUMNS, ClaimedJob, chunks, new_token
 
 #: How stale a LimitLock row's used_at may get before a lock writes it again.
@@ -61,16 +63,22 @@ class ConcurrencyLimits:
         at = self.adapt(now)
         token = new_token()
         picked = 0
+        size = limit
         with self.write_transaction(), self.connection.cursor() as cursor:
-            # Parked rows leave the ready set at once: pick again (in this transaction,
-            # which sees its own parking) so that the jobs behind them are claimed now.
+            # Parked and waiting rows leave the ready set at once: pick again (in this
+            # transaction, which sees its own writes) so that the jobs behind them are
+            # claimed now. Later rounds pick more rows than are wanted, so that a backlog
+            # of rows waiting for their rate limit is scheduled in a few statements.
             while len(claimed) < limit and picked < self.PARK_PER_CLAIM:
                 wanted = limit - len(claimed)
-                jobs = self._claim_round(cursor, worker, queues, wanted, now, at, token, exclude)
+                jobs = self._claim_round(
+                    cursor, worker, queues, size, wanted, now, at, token, exclude
+                )
                 picked += len(jobs)
                 claimed += [job for job in jobs if job.token == token]
-                if len(jobs) < wanted:
+                if len(jobs) < size:
                     break  # nothing more is ready
+                size = max(limit - len(claimed), self.PICK_AFTER_WAITING)
         for job in claimed:
             job.attempts += 1
         claimed.sort(key=ClaimedJob.sort_key)
@@ -78,48 +86,87 @@ class ConcurrencyLimits:
 
     #: Rows one claim may pick and park before it returns what it has.
     PARK_PER_CLAIM = 2000
+    #: Rows a claim picks per round once a round made rows wait.
+    PICK_AFTER_WAITING = 100
 
     def _claim_round(
-        self, cursor, worker, queues, limit, now, at, token, exclude
+        self, cursor, worker, queues, limit, room, now, at, token, exclude
     ) -> list[ClaimedJob]:
-        """Pick up to ``limit`` ready rows; claim those with a slot (token ``token``) and
-        park the others (token 0). Returns every picked row."""
+        """Pick up to ``limit`` ready rows; claim up to ``room`` of those that may start
+        (token ``token``), park those without a slot and make those beyond their rate
+        wait (token 0); rows that may start beyond ``room`` are left as they are (token
+        0, still ready). Returns every picked row."""
         pick, params = self.ready_select(queues, limit, now, ", ".join(CLAIM_COLUMNS), exclude)
         cursor.execute(pick, params)
         jobs = [ClaimedJob.from_row(row, token) for row in cursor.fetchall()]
         jobs.sort(key=ClaimedJob.sort_key)
         limits = limits_of(jobs)
-        if limits:
-            running = self._lock_keys(cursor, sorted(limits), now)
-            for job in jobs:
-                key = job.concurrency_key
-                if key is None:
-                    continue
-                if running.get(key, 0) < (job.concurrency_limit or 1):
+        rate_locks = self.rate_lock_keys(jobs) if self.paced else set()
+        rates = RateDecisions()
+        running: dict[str, int] = {}
+        windows: dict = {}
+        reserved: dict = {}
+        granted = now
+        if limits or rate_locks:
+            running = self._lock_keys(cursor, sorted(limits), now, also=rate_locks)
+            if rate_locks:
+                # Grants are stamped with the time the keys' locks were got, not the time
+                # the claim began: it may have waited for another claim's grants.
+                granted = max(now, clock.now())
+                windows, reserved = self.rate_windows(jobs, granted)
+        taken = 0
+        left: set[int] = set()
+        for job in jobs:  # in claim order: the first rows get the slots and grants
+            key = job.concurrency_key
+            has_slot = key is None or running.get(key, 0) < (job.concurrency_limit or 1)
+            if job.rate_key is not None and rate_locks:
+                starts = self.rate_decide(
+                    job, windows, reserved, rates, granted, has_slot, taken < room
+                )
+            else:
+                starts = has_slot and taken < room
+            if starts:
+                taken += 1
+                if key is not None:
                     running[key] = running.get(key, 0) + 1
-                else:
-                    job.token = 0
+                continue
+            job.token = 0
+            if taken >= room and job.id not in rates.deferred:
+                left.add(job.id)
         for chunk in chunks([job.id for job in jobs if job.token], 500):
             cursor.execute(
                 f"UPDATE {self.table} SET {self.CLAIM_SET}, attempts = attempts + 1"
                 f" WHERE id IN ({', '.join(['%s'] * len(chunk))})",
                 [at, worker, token, at, *chunk],
             )
-        for chunk in chunks([job.id for job in jobs if not job.token], 500):
+        parked = [
+            job.id
+            for job in jobs
+            if not job.token and job.id not in rates.deferred and job.id not in left
+        ]
+        for chunk in chunks(parked, 500):
             cursor.execute(
                 f"UPDATE {self.table} SET run_at = NULL, updated_at = %s"
                 f" WHERE id IN ({', '.join(['%s'] * len(chunk))})",
                 [at, *chunk],
             )
+        if rate_locks:
+            self.rate_write(cursor, rates, granted)
+            self.prune_grants(windows, granted)
         return jobs
 
-    def _lock_keys(self, cursor: Any, keys: list[str], now: datetime) -> dict[str, int]:
-        """Lock the ``LimitLock`` rows of ``keys`` (creating them), in key order so that
-        two transactions never wait for each other; then count each key's claimed rows.
+    def _lock_keys(
+        self, cursor: Any, keys: list[str], now: datetime, also: Iterable[str] = ()
+    ) -> dict[str, int]:
+        """Lock the ``LimitLock`` rows of ``keys`` and ``also`` (rate keys; creating
+        them), in key order so that two transactions never wait for each other; then
+        count each of ``keys``' claimed rows.
 
         The count is a statement of its own after the locks: under READ COMMITTED it
         sees every transaction that held a lock before us as committed."""
-        self._lock_limit_rows(cursor, keys, now)
+        self._lock_limit_rows(cursor, sorted({*keys, *also}), now)
+        if not keys:
+            return {}
         marks = ", ".join(["%s"] * len(keys))
         cursor.execute(
             f"SELECT concurrency_key, COUNT(*) FROM {self.table}"

@@ -22,7 +22,7 @@ OUTCOME_SNOOZE = "snooze"
 #: ``meta`` is NULL for ``@job`` rows; ``django.tasks`` rows keep their backend's data there.
 CLAIM_COLUMNS = (
     "id", "name", "args", "kwargs", "queue", "priority", "attempts", "run_at", "meta",
-    "snoozes", "tag", "concurrency_key", "concurrency_limit",
+    "snoozes", "tag", "concurrency_key", "concurrency_limit", "rate_key", "rate_limit",
 )  # fmt: skip
 
 
@@ -47,6 +47,9 @@ class NewJob:
     #: The concurrency limit the row counts against (``django_jobs.limits``), or None.
     concurrency_key: str | None = None
     concurrency_limit: int | None = None
+    #: The rate limit the row counts against (``django_jobs.rates``): key and rate text.
+    rate_key: str | None = None
+    rate_limit: str | None = None
 
 
 @dataclass(slots=True)
@@ -70,15 +73,27 @@ class ClaimedJob:
     #: The concurrency limit the claim holds a slot of (``django_jobs.limits``), or None.
     concurrency_key: str | None = None
     concurrency_limit: int | None = None
+    #: The rate limit the row counts against (``django_jobs.rates``), or None.
+    rate_key: str | None = None
+    rate_limit: str | None = None
+    #: The job may not start before this moment (``time.time()``): its rate limit granted
+    #: it a start a moment after the claim (``django_jobs.storage.rates.LEAD``).
+    not_before: float | None = None
 
     @classmethod
     def from_row(cls, row: Sequence[Any], token: int) -> ClaimedJob:
         job_id, name, args, kwargs, queue, priority, attempts, run_at, meta, snoozes, tag = row[:11]
-        key, limit = row[11:13]
+        key, limit, rate_key, rate_limit = row[11:15]
         return cls(
             job_id, name, _json(args), _json(kwargs), queue, priority, attempts, run_at, token,
-            None if meta is None else _json(meta), snoozes or 0, tag, key, limit,
+            None if meta is None else _json(meta), snoozes or 0, tag, key, limit, rate_key,
+            rate_limit,
         )  # fmt: skip
+
+    @property
+    def limited(self) -> bool:
+        """True when the claim must count a concurrency or a rate limit for this row."""
+        return self.concurrency_key is not None or self.rate_key is not None
 
     def sort_key(self) -> tuple[int, Any, int]:
         return (self.priority, self.run_at, self.id)

@@ -8,9 +8,10 @@ For each order, stored in one transaction with the order (see ``place_order``)::
 
 ``reserve_stock`` and ``send_receipt`` wait for the charge (``after=``) and run in
 parallel; they are the members of a batch whose callback marks the order done once both
-succeeded. A charge that fails for good records its dependants as never run. The
-warehouse takes one reservation per customer at a time: ``reserve_stock`` has a
-concurrency limit of 1 per customer, across every worker.
+succeeded. A charge that fails for good records its dependants as never run. The payment
+gateway accepts two charges a second: ``charge_card`` has a rate limit of ``2/s``, and
+charges beyond it wait their turn. The warehouse takes one reservation per customer at a
+time: ``reserve_stock`` has a concurrency limit of 1 per customer, across every worker.
 
 Jobs take ids and plain values, never model instances: the arguments are stored as JSON
 and the job reads the current row when it runs.
@@ -56,7 +57,11 @@ def place_order(email: str, sku: str, total, card: str) -> Order:
     return order
 
 
-@job(takes_context=True)
+#: What the (pretend) payment gateway accepts: more calls would be refused.
+GATEWAY_RATE = "2/s"
+
+
+@job(takes_context=True, rate_limit=GATEWAY_RATE)
 def charge_card(context: JobContext, order_id: int) -> None:
     order = Order.objects.get(pk=order_id)
     if order.card in DECLINED_CARDS:

@@ -8,6 +8,7 @@ from django_jobs import job
 from tests.testapp import (
     control_jobs,  # noqa: F401  (registers the unique and retry-policy jobs)
     limit_jobs,  # noqa: F401  (registers the jobs with concurrency limits)
+    rate_jobs,  # noqa: F401  (registers the jobs with rate limits)
 )
 from tests.testapp.models import Execution
 

@@ -19,9 +19,10 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from django_jobs.models import Batch, Job
+from django_jobs.models import Batch, Job, RateGrant
 from django_jobs.operations import clear_jobs
-from shop.jobs import place_order
+from django_jobs.rates import parse
+from shop.jobs import GATEWAY_RATE, place_order
 from shop.models import Order
 
 #: The demo gives up (and fails) when jobs have not ended after this many seconds.
@@ -107,6 +108,7 @@ class Command(BaseCommand):
                 failed += job.status == "failed"
                 never_run += job.last_error.startswith("Never run")
             done += bool(order.done_at)
+        self.stdout.write(_charges_line(began))
         reservations = _overlap_line(began)
         self.stdout.write(reservations)
         if "OVERLAP" in reservations:
@@ -140,6 +142,26 @@ def _line(job: Job, began: float) -> str:
     if job.status == "cancelled":
         return f"{head} {job.last_error.splitlines()[0]}"
     return f"{head} {job.status}"
+
+
+def _charges_line(began: float) -> str:
+    """When the charges were let through by their rate limit, and that it held."""
+    rate = parse(GATEWAY_RATE)
+    grants = sorted(
+        at.timestamp() - began
+        for at in RateGrant.objects.filter(key__endswith=".charge_card").values_list(
+            "at", flat=True
+        )
+    )
+    # Any rate.count + 1 consecutive starts span more than the period.
+    held = all(b - a > rate.period for a, b in zip(grants, grants[rate.count :], strict=False))
+    if not held:
+        raise CommandError(f"more than {GATEWAY_RATE} charges started within a second")
+    text = ", ".join(f"{t:.2f}" for t in grants)
+    return (
+        f"\nCharges let through by the gateway's rate limit {GATEWAY_RATE} (retries "
+        f"included), s: {text}\n  never more than {rate.count} in any {rate.period:g} s window"
+    )
 
 
 def _overlap_line(began: float) -> str:
