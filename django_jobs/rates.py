@@ -70,11 +70,12 @@ class Rate:
 
 
 def margin(period: float) -> float:
-    """Seconds added to the period between a grant and the grant N later: 5 % of the
-    period, at most 0.1 s. A worker starts a granted job a few milliseconds after the
-    grant (a claim, then a thread); the margin keeps those delays from putting N + 1
-    starts into one window."""
-    return min(period * 0.05, 0.1)
+    """Seconds added to the period between a grant and the grant N later: 10 % of the
+    period, at most 0.1 s. Half of it lets a start be stamped that much before the claim
+    that makes it (a claim made a little late does not push the next window back); the
+    other half covers the moment between the claim and the start (the commit, a thread).
+    """
+    return min(period * 0.1, 0.1)
 
 
 @lru_cache(maxsize=256)

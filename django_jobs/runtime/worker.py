@@ -282,6 +282,9 @@ class Worker:
         except (DatabaseError, InterfaceError):
             self.claim_uncertain = True
             raise
+        # Jobs their rate limit lets start only a moment from now go last: the others
+        # start at once instead of waiting behind them.
+        claimed.sort(key=lambda job: job.not_before or 0.0)
         calls = [Call(job, self._context) for job in claimed]
         if any(call.is_async for call in calls):
             self.since_async = len(calls) - 1 - max(i for i, c in enumerate(calls) if c.is_async)

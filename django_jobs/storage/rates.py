@@ -46,7 +46,8 @@ class RateWindow:
     def __init__(self, rate: Rate, recent: Iterable[datetime], latest: Iterable[datetime]):
         self.rate = rate
         self.period = timedelta(seconds=rate.period + rate.margin)
-        self.margin = timedelta(seconds=rate.margin)
+        #: How much earlier than its claim a start may be stamped: half the margin.
+        self.backdate = timedelta(seconds=rate.margin / 2)
         self.recent = sorted(recent)
         self.latest = sorted(latest)
 
@@ -67,11 +68,11 @@ class RateWindow:
         return max(moment, self.latest[-1]) if self.latest else moment
 
     def stamp(self, start: datetime, floor: datetime | None) -> datetime:
-        """The moment a start at ``start`` is recorded at: up to the margin earlier, so
-        that a claim made that much late does not push the next window back (the grants'
-        windows of the period and the margin then hold the claims' windows of the
-        period), never before ``floor``."""
-        moment = start - self.margin
+        """The moment a start at ``start`` is recorded at: up to half the margin earlier,
+        so that a claim made that much late does not push the next window back (the
+        grants' windows of the period and the margin then hold the starts' windows of
+        the period and half the margin), never before ``floor``."""
+        moment = start - self.backdate
         return moment if floor is None else max(moment, floor)
 
     def add(self, moment: datetime, now: datetime, start: bool = False) -> None:
@@ -138,8 +139,8 @@ class RateLimits:
         grants = RateGrant.objects.using(self.alias)
         windows = {}
         for key, rate in rates.items():
-            # A start is stamped up to the margin early: read a margin further back.
-            since = now - timedelta(seconds=rate.period + 2 * rate.margin)
+            # A start is stamped up to half the margin early: read that much further back.
+            since = now - timedelta(seconds=rate.period + 1.5 * rate.margin)
             of_key = grants.filter(key=key, at__gt=since).order_by("-at")
             # N, and one more per row of the key being decided: each may hold one of them.
             n = rate.count + sum(1 for job in rated if job.rate_key == key)

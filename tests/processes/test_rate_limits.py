@@ -1,14 +1,13 @@
 """Rate limits with four real worker processes, on each engine.
 
-Each job writes its start time (``time.time()``, one host) to the Execution table, and
-every start is a grant in the RateGrant table. The grants, which are what the database
-enforces, never put more than N in any window of the period (plus the margin). The start
-times recorded by the jobs hold the same budget in any window of the period less 50 ms:
-the tolerance for the delay between a claim and the job's first line on a loaded
-machine (100 ms; measured lags here stay under 50 ms). The total time stays within 15 %
-of the ideal (the budget's pace). The workers are running when the jobs arrive, as in
-production: a first window spread over the start-up of four processes would shift every
-later one.
+Workers keep succeeded rows here (``DELETE_SUCCESSFUL_JOBS: False``), so each job's
+``started_at``, which its worker records when it starts the job, can be read back; every
+start is also a grant in the RateGrant table. The grants, which are what the database
+enforces, never put N + 1 in a window of the period and the margin. The recorded start
+times never put N + 1 in a window of the period less 0.1 s: the tolerance for the moment
+between a claim and the start on a loaded test machine (a grant may be stamped up to the
+margin before its claim; see docs/howto/rate-limits.md). The total time stays within
+15 % of the ideal. The workers are running when the jobs arrive, as in production.
 """
 
 from __future__ import annotations
@@ -32,9 +31,12 @@ from tests.testapp.models import Execution
 pytestmark = [pytest.mark.processes, pytest.mark.django_db(transaction=True)]
 
 WORKERS = 4
-GROUP = {"QUEUE": "*", "COUNT": 1, "MAX_ATTEMPTS": 3, "SLEEP_DELAY": 0.5}
-#: How much later than its grant a job's first line may run (a claim, a thread start,
-#: a scheduler that ran other processes first) before the start-time check fails.
+GROUP = {
+    "QUEUE": "*", "COUNT": 1, "MAX_ATTEMPTS": 3, "SLEEP_DELAY": 0.5, "THREADS": 5,
+    "DELETE_SUCCESSFUL_JOBS": False,
+}  # fmt: skip
+#: How much later than its claim a job may start (the scheduler ran other processes
+#: first) before the start-time check fails.
 START_TOLERANCE = 0.1
 
 
@@ -65,50 +67,52 @@ def grant_times(key: str) -> list[float]:
     return [at.timestamp() for at in RateGrant.objects.filter(key=key).values_list("at", flat=True)]
 
 
+def start_times(**where) -> list[float]:
+    """When the workers started the jobs (``Job.started_at``), sorted."""
+    rows = Job.objects.filter(**where).values_list("started_at", "finished_at")
+    assert all(finished is not None for _, finished in rows)
+    return sorted(started.timestamp() for started, _ in rows)
+
+
+def done(count: int, **where):
+    return lambda: Job.objects.filter(finished_at__isnull=False, **where).count() == count
+
+
 def test_twenty_per_second_for_ten_seconds_never_exceeds_the_budget(processes):
     workers = start_workers(processes)
     later_many(rate_jobs.paced, [[n] for n in range(200)])
-    wait_until(
-        lambda: Execution.objects.filter(key__startswith="paced:").count() == 200,
-        timeout=90,
-        what="200 rate-limited jobs to run",
-    )
+    wait_until(done(200), timeout=90, what="200 rate-limited jobs to run")
     stop(workers)
-    starts = sorted(Execution.objects.values_list("started", flat=True))
-    assert len(starts) == 200
+    starts = start_times()
+    assert len(starts) == 200 and Execution.objects.count() == 200
     # The grants: no 21 in any 1 s (+ margin) window; the starts: within the tolerance.
+    # A job given back unstarted (held too long behind others) keeps its grant: more
+    # grants than starts is the budget spent, never exceeded.
     grants = grant_times(rate_jobs.paced.name)
-    assert len(grants) == 200
+    assert len(grants) >= 200
     assert tightest_window(grants, 20) >= 1.0 + margin(1.0) - 1e-3
     assert tightest_window(starts, 20) >= 1.0 - START_TOLERANCE
     # The pace: ten windows of 20, the first at once, so the ideal span of the starts is
-    # 9 s (9.45 s with the margin); the total stays within 15 % of it.
+    # 9 s; the total stays within 15 % of it.
     span = starts[-1] - starts[0]
-    assert 9.0 <= span <= 9.0 * 1.15, span
+    assert 9.0 - START_TOLERANCE <= span <= 9.0 * 1.15, span
     # Several workers shared the budget.
     assert len(set(Execution.objects.values_list("pid", flat=True))) >= 2
-    assert not Job.objects.exists()
 
 
 def test_a_key_per_account_paces_each_account_on_its_own(processes):
     calls = [[account, n] for n in range(10) for account in ("a", "b", "c")]
     workers = start_workers(processes, count=2)
     later_many(rate_jobs.per_account, calls)
-    wait_until(lambda: Execution.objects.count() == 30, timeout=60, what="30 jobs to run")
+    wait_until(done(30), timeout=60, what="30 jobs to run")
     stop(workers)
-    by_account = {
-        account: sorted(
-            Execution.objects.filter(key__startswith=f"{account}:").values_list(
-                "started", flat=True
-            )
-        )
-        for account in "abc"
-    }
+    name = rate_jobs.per_account.name
+    by_account = {account: start_times(rate_key=f"{name}:{account}") for account in "abc"}
     for account, starts in by_account.items():
         assert len(starts) == 10
         assert tightest_window(starts, 5) >= 1.0 - START_TOLERANCE, account
         # 10 jobs at 5/s: the second five wait a second for the first five, no more.
-        assert 1.0 <= starts[-1] - starts[0] <= 1.0 * 1.15 + 0.5, account
+        assert 1.0 - START_TOLERANCE <= starts[-1] - starts[0] <= 1.0 * 1.15 + 0.5, account
     # The accounts ran side by side: all three started their first five at once.
     firsts = [starts[0] for starts in by_account.values()]
     assert max(firsts) - min(firsts) < 0.9
@@ -137,8 +141,8 @@ def test_a_queue_rate_limit_applies_to_every_job_of_the_queue(processes):
         )
         assert job_id is not None
         assert Job.objects.get(pk=job_id).waiting_reason.startswith("rate limited until ")
-        wait_until(lambda: Execution.objects.count() == 25, timeout=60, what="25 jobs to run")
+        wait_until(done(25), timeout=60, what="25 jobs to run")
         stop(workers)
-    starts = sorted(Execution.objects.values_list("started", flat=True))
+    starts = start_times()
     assert tightest_window(starts, 10) >= 1.0 - START_TOLERANCE
-    assert 2.0 <= starts[-1] - starts[0] <= 2.0 * 1.15 + 0.3
+    assert 2.0 - START_TOLERANCE <= starts[-1] - starts[0] <= 2.0 * 1.15 + 0.3

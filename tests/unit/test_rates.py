@@ -65,9 +65,9 @@ def test_a_bad_rate_is_a_clear_error(text):
         parse(text)
 
 
-def test_the_margin_is_five_percent_of_the_period_at_most_a_tenth_of_a_second():
-    assert margin(1) == pytest.approx(0.05)
-    assert margin(60) == margin(3600) == 0.1
+def test_the_margin_is_ten_percent_of_the_period_at_most_a_tenth_of_a_second():
+    assert margin(0.5) == pytest.approx(0.05)
+    assert margin(1) == margin(60) == margin(3600) == 0.1
 
 
 def test_a_call_stores_its_key_and_rate():
