@@ -236,3 +236,24 @@ def test_a_job_waiting_for_a_slot_says_why(admin_client):
     running = make_job("running", concurrency_key="k", concurrency_limit=2)
     content = admin_client.get(page(running)).content.decode()
     assert "2 at once for key k" in content and "concurrency limit 2 for key" not in content
+
+
+def test_a_job_waiting_for_its_rate_limit_says_until_when(admin_client):
+    from django_jobs.models import RateGrant
+
+    key = "shop.jobs.charge_card:<b>acme</b>"
+    due = timezone.now() + timedelta(minutes=5)
+    job = make_job(run_at=due, rate_key=key, rate_limit="20/s")
+    RateGrant.objects.create(key=key, at=due, job_id=job.pk)
+    content = admin_client.get(page(job)).content.decode()
+    escaped = "shop.jobs.charge_card:&lt;b&gt;acme&lt;/b&gt;"
+    until = f"{timezone.localtime(due):%H:%M:%S}"
+    assert f"rate limited until {until} (rate limit 20/s for key {escaped})" in content
+    assert f"20/s for key {escaped}" in content and "<b>acme</b>" not in content
+    # The list says it on hover, with no query per row.
+    listing = admin_client.get("/admin/django_jobs/job/").content.decode()
+    assert f"rate limit 20/s for key {escaped}: due" in listing
+    # Once it runs, its rate is shown, not a reason to wait.
+    running = make_job("running", rate_key="k", rate_limit="5/m")
+    content = admin_client.get(page(running)).content.decode()
+    assert "5/m for key k" in content and "rate limited until" not in content
