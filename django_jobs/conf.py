@@ -67,6 +67,8 @@ EMBEDDED_DEFAULTS: dict[str, Any] = {
 
 #: The value of ``COUNT`` (worker groups) or ``THREADS`` (embedded) meaning one per CPU.
 CPUS = "cpus"
+#: The worker-table ``group`` of embedded workers (no group of ``WORKERS``).
+EMBEDDED_GROUP = -1
 
 #: Keys of ``settings.JOBS["EVENTS"]`` and their defaults (seconds).
 EVENTS_DEFAULTS: dict[str, Any] = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 
+from django.apps import apps
 from django.core.exceptions import AppRegistryNotReady
 
 
@@ -31,8 +32,6 @@ def ensure_ready(what: str) -> None:
     """Raise :class:`JobsNotReady` naming ``what`` unless the app registry has loaded the
     models (which is all the queue needs: an app's jobs module may import ``later`` while
     the registry runs the apps' ``ready()``)."""
-    from django.apps import apps
-
     if not apps.models_ready:
         raise JobsNotReady(what)
 

@@ -10,12 +10,12 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
-from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import AppRegistryNotReady, ImproperlyConfigured
 from django.utils.module_loading import autodiscover_modules
 
 from . import signals
 from .backoff import resolve as resolve_backoff
-from .exceptions import JobNotRegistered, TaskNotAllowed, ensure_ready
+from .exceptions import JobNotRegistered, JobsNotReady, TaskNotAllowed
 from .hooks import checked as checked_hooks
 from .limits import rule as concurrency_rule
 from .rates import rule as rate_rule
@@ -246,8 +246,10 @@ class JobDefinition(Generic[P, R]):
         # Imported here: calls imports the models, which cannot be imported before the
         # app registry is ready, while this module may be (`from django_jobs import job`
         # in an app's models module).
-        ensure_ready(f"{self.name}.enqueue()")
-        from .calls import store_call
+        try:
+            from .calls import store_call
+        except AppRegistryNotReady:
+            raise JobsNotReady(f"{self.name}.enqueue()") from None
 
         opts = self.options
         return store_call(

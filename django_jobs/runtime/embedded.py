@@ -33,7 +33,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.core.signals import request_started
 
-from ..conf import EmbeddedSettings, WorkerGroup, jobs_settings
+from ..conf import EMBEDDED_GROUP, EmbeddedSettings, WorkerGroup, jobs_settings
 from ..executor import Call, cancelled_outcome
 from ..signals import job_enqueued
 from .heartbeat import HOST
@@ -43,8 +43,6 @@ from .worker import Worker
 
 logger = logging.getLogger("django_jobs.worker")
 
-#: The worker-table ``group`` of embedded workers (``jobs status`` shows it).
-EMBEDDED_GROUP = -1
 #: After the embedded worker failed to start (the database was away), the next request
 #: tries again no sooner than this.
 RETRY_AFTER = 5.0

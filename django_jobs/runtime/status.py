@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from django.db import DatabaseError, InterfaceError
 
 from .. import clock
-from ..conf import jobs_settings
+from ..conf import EMBEDDED_GROUP, jobs_settings
 from ..models import Job, Worker
 
 
@@ -96,7 +96,7 @@ def running_summary(workers: list[Worker], held: dict[str, list[Job]], now: date
     hosts = {w.host for w in live}
     jobs_now = sum(entry[2] for entry in counts.values())
     rows = [
-        [host + (" (this host)" if host == HOST else ""), group, queues, n, busy, running]
+        [host + (" (this host)" if host == HOST else ""), _group(group), queues, n, busy, running]
         for (host, group, queues), (n, busy, running) in sorted(counts.items())
     ]
     headline = (
@@ -105,6 +105,10 @@ def running_summary(workers: list[Worker], held: dict[str, list[Job]], now: date
     )
     headers = ["HOST", "GROUP", "QUEUES", "LIVE", "BUSY", "JOBS"]
     return headline + "\n" + table(headers, rows)
+
+
+def _group(index: int) -> int | str:
+    return "embedded" if index == EMBEDDED_GROUP else index
 
 
 def _is_live(worker: Worker, now: datetime) -> bool:
@@ -171,7 +175,7 @@ def workers_table(now: datetime, workers: list[Worker], held: dict[str, list[Job
         texts = [_job_text(job, now) for job in jobs] or ["idle"]
         rows.append(
             [
-                worker.group, worker.identity, worker.host, worker.pid,
+                _group(worker.group), worker.identity, worker.host, worker.pid,
                 _alive(worker, worker.heartbeat_at >= cutoff),
                 _duration(now - worker.heartbeat_at) + " ago", worker.jobs_done, texts[0],
             ]

@@ -155,3 +155,27 @@ def test_jobs_not_ready_is_a_django_jobs_error_and_an_app_registry_error():
 
     error = JobsNotReady("x")
     assert isinstance(error, JobsError) and isinstance(error, AppRegistryNotReady)
+
+
+@pytest.mark.django_db
+def test_jobs_status_names_the_embedded_group(monkeypatch):
+    from datetime import timedelta
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from django_jobs import clock
+    from django_jobs.models import Worker
+    from django_jobs.runtime import daemon
+
+    monkeypatch.setattr(daemon, "running_pid", lambda: None)
+    Worker.objects.create(
+        identity="django-jobs-embedded.*.41@web-9", host="web-9", pid=41,
+        group=conf.EMBEDDED_GROUP, queues="*", heartbeat_at=clock.now() - timedelta(seconds=1),
+    )  # fmt: skip
+    out = StringIO()
+    call_command("jobs", "status", stdout=out)
+    text = out.getvalue()
+    assert text.split("\n\n")[0].splitlines()[3].split()[:2] == ["web-9", "embedded"]
+    workers = text[text.index("Workers (1 registered)") :].splitlines()
+    assert workers[3].split()[:2] == ["embedded", "django-jobs-embedded.*.41@web-9"]
