@@ -10,8 +10,9 @@ just before the commit; the job notes ``time.time()`` first thing. The differenc
 latency: the commit, waking the embedded worker (directly in the enqueuing process; by
 NOTIFY, the SQLite data version or the MariaDB probe in the other), the claim and the
 hand-over to a pool thread. Samples are 30 ms plus a random delay (up to 0.2 s) apart, so
-the workers are idle at a random phase. Prints p50/p95/p99/max and one ``BENCH-RESULT``
-line. Timings are never asserted.
+the workers are idle at a random phase. ``--mode worker`` turns embedded mode off and runs
+the jobs in one ``manage.py jobs work`` process instead, for comparison. Prints
+p50/p95/p99/max and one ``BENCH-RESULT`` line. Timings are never asserted.
 """
 
 from __future__ import annotations
@@ -39,14 +40,15 @@ JOB = "probe"
 NO_SLEEP = urllib.parse.quote('{"seconds": 0}')
 
 
-def environment(engine: str) -> dict[str, str]:
+def environment(engine: str, mode: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         DJANGO_SETTINGS_MODULE="tests.processes.embedded.settings",
         DJANGO_JOBS_DB={"postgres": "postgres", "mysql": "mysql"}.get(engine, "sqlite"),
         DJANGO_JOBS_TEST_DB_NAME=DB,
         DJANGO_JOBS_SQLITE_NAME=lib.sqlite_path(DB),
-        DJANGO_JOBS_EMBEDDED=json.dumps({"ENABLED": True, "THREADS": 4}),
+        DJANGO_JOBS_EMBEDDED=json.dumps({"ENABLED": mode == "embedded", "THREADS": 4}),
+        DJANGO_JOBS_WORKERS=json.dumps([{"QUEUE": "*", "THREADS": 4, "SLEEP_DELAY": 5}]),
         PYTHONPATH=str(lib.REPO),
     )
     return env
@@ -71,10 +73,16 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--engine", default="sqlite", choices=["sqlite", "postgres", "mysql"])
     p.add_argument("--samples", type=int, default=200)
     p.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
+    p.add_argument(
+        "--mode",
+        default="embedded",
+        choices=["embedded", "worker"],
+        help="worker: embedded mode off, one `jobs work` process (THREADS 4) runs the jobs",
+    )
     args = p.parse_args(argv)
 
     lib.reset_database(args.engine, DB)
-    env = environment(args.engine)
+    env = environment(args.engine, args.mode)
     os.environ.update(env)
     import django
 
@@ -84,6 +92,7 @@ def main(argv: list[str] | None = None) -> dict:
     call_command("migrate", verbosity=0)
     from django.db import connections
 
+    from django_jobs.models import Worker
     from tests.testapp.models import Execution
 
     connections.close_all()
@@ -93,6 +102,12 @@ def main(argv: list[str] | None = None) -> dict:
          "-b", f"127.0.0.1:{port}", "--log-level", "warning"],
         cwd=lib.REPO, env=env, stdout=subprocess.DEVNULL,
     )  # fmt: skip
+    worker = None
+    if args.mode == "worker":
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "django", "jobs", "work"], cwd=lib.REPO, env=env,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
     latencies = []
     try:
 
@@ -103,6 +118,9 @@ def main(argv: list[str] | None = None) -> dict:
                 return False
 
         wait_for(answers, 30, "the server")
+        if worker is not None:
+            wait_for(Worker.objects.exists, 30, "the jobs work process")
+            connections.close_all()
         for _ in range(4):  # every worker process has seen a request and started
             get(port, "/ping/")
         for i in range(args.samples):
@@ -117,13 +135,16 @@ def main(argv: list[str] | None = None) -> dict:
             latencies.append((row.started - sent["committing"]) * 1000)
             connections.close_all()  # SQLite: hold no read snapshot between samples
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        for process in filter(None, (server, worker)):
+            process.terminate()
+            process.wait(timeout=30)
         connections.close_all()
         lib.drop_database(args.engine, DB)
     result = {
         "scenario": "embedded_latency",
         "engine": args.engine,
+        "mode": args.mode,
+        "web_workers": args.workers,
         "samples": len(latencies),
         "p50_ms": round(statistics.median(latencies), 1),
         "p95_ms": round(percentile(latencies, 95), 1),
@@ -131,8 +152,9 @@ def main(argv: list[str] | None = None) -> dict:
         "max_ms": round(max(latencies), 1),
     }
     print(
-        f"{args.engine}: {result['samples']} jobs, enqueue-to-start p50 {result['p50_ms']} ms, "
-        f"p95 {result['p95_ms']} ms, p99 {result['p99_ms']} ms, max {result['max_ms']} ms"
+        f"{args.engine} ({args.mode}): {result['samples']} jobs, enqueue-to-start "
+        f"p50 {result['p50_ms']} ms, p95 {result['p95_ms']} ms, p99 {result['p99_ms']} ms, "
+        f"max {result['max_ms']} ms"
     )
     lib.emit(result)
     return result

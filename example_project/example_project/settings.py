@@ -1,5 +1,6 @@
 """Settings of a small shop that sends receipts and charges cards in background jobs."""
 
+import os
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -83,6 +84,10 @@ JOBS = {
         }
     ],
 }
+# `SHOP_EMBEDDED=1 python manage.py runserver`: the jobs run inside the web process
+# (docs/howto/embedded.md), with no `jobs work` beside it.
+if os.environ.get("SHOP_EMBEDDED"):
+    JOBS["EMBEDDED"] = {"ENABLED": True, "THREADS": 2}
 
 LOGGING = {
     "version": 1,
