@@ -8,7 +8,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -47,15 +47,24 @@ def worker_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 class Process:
-    """A ``python -m django …`` subprocess whose output goes to a file we can read."""
+    """A ``python -m django …`` subprocess whose output goes to a file we can read.
 
-    def __init__(self, args: list[str], env: dict[str, str], new_session: bool = True):
+    ``prefix`` runs it through another command (``ip netns exec``, ``unshare``).
+    """
+
+    def __init__(
+        self,
+        args: list[str],
+        env: dict[str, str],
+        new_session: bool = True,
+        prefix: Sequence[str] = (),
+    ):
         self.log = tempfile.NamedTemporaryFile(
             prefix="django_jobs_proc_", suffix=".log", delete=False
         )
         self.args = args
         self.popen = subprocess.Popen(
-            [sys.executable, "-m", "django", *args],
+            [*prefix, sys.executable, "-m", "django", *args],
             cwd=ROOT,
             env=env,
             stdout=self.log,
@@ -98,12 +107,17 @@ def processes(transactional_db):
     """Start ``manage.py`` subprocesses; every one (and its children) is killed at teardown."""
     started: list[Process] = []
 
-    def start(*args: str, env: dict[str, str] | None = None, new_session: bool = True) -> Process:
+    def start(
+        *args: str,
+        env: dict[str, str] | None = None,
+        new_session: bool = True,
+        prefix: Sequence[str] = (),
+    ) -> Process:
         from django.db import connections
 
         # Our own connection must not hold locks the subprocess needs (SQLite).
         connections.close_all()
-        proc = Process(list(args), worker_env(env), new_session=new_session)
+        proc = Process(list(args), worker_env(env), new_session=new_session, prefix=prefix)
         started.append(proc)
         return proc
 

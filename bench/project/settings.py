@@ -1,7 +1,8 @@
 """Settings of the benchmark project for django_jobs: env picks the engine and worker group.
 
 BENCH_ENGINE (sqlite|postgres|mysql), BENCH_DB (database name, always bench_*),
-BENCH_THREADS, BENCH_ASYNC, BENCH_BATCH, BENCH_SLEEP_DELAY configure the one worker group.
+BENCH_THREADS, BENCH_ASYNC, BENCH_BATCH, BENCH_SLEEP_DELAY configure the one worker group;
+BENCH_COUNT, BENCH_DB_HOST, BENCH_DB_PORT and BENCH_HEARTBEAT_TIMEOUT serve bench/many_hosts.py.
 DEBUG is off (query logging would grow memory) and django_jobs logs at WARNING: an INFO
 line per job costs a few percent of no-op throughput (BENCH_LOG_LEVEL=INFO measures it).
 """
@@ -28,8 +29,8 @@ if ENGINE == "postgres":
             "ENGINE": "django.db.backends.postgresql",
             "NAME": NAME,
             "USER": PG["user"],
-            "HOST": PG["host"],
-            "PORT": PG["port"],
+            "HOST": os.environ.get("BENCH_DB_HOST", PG["host"]),
+            "PORT": os.environ.get("BENCH_DB_PORT", PG["port"]),
             "CONN_MAX_AGE": None,
         }
     }
@@ -40,8 +41,8 @@ elif ENGINE == "mysql":
             "NAME": NAME,
             "USER": MY["user"],
             "PASSWORD": MY["password"],
-            "HOST": MY["host"],
-            "PORT": MY["port"],
+            "HOST": os.environ.get("BENCH_DB_HOST", MY["host"]),
+            "PORT": os.environ.get("BENCH_DB_PORT", MY["port"]),
             "OPTIONS": {"charset": "utf8mb4"},
             "CONN_MAX_AGE": None,
         }
@@ -58,9 +59,11 @@ else:
 
 JOBS = {
     "QUEUES": ["default"],
+    "HEARTBEAT_TIMEOUT": float(os.environ.get("BENCH_HEARTBEAT_TIMEOUT", "60")),
     "WORKERS": [
         {
             "QUEUE": "*",
+            "COUNT": int(os.environ.get("BENCH_COUNT", "1")),
             "THREADS": int(os.environ.get("BENCH_THREADS", "1")),
             "ASYNC_CONCURRENCY": int(os.environ.get("BENCH_ASYNC", "10")),
             "BATCH_SIZE": int(os.environ.get("BENCH_BATCH", "100")),

@@ -100,8 +100,9 @@ def claim_pidfile(path: str) -> int | None:
     return None
 
 
-def write_worker_pids(pidfile: str, pids: list[int]) -> None:
-    write_atomically(workers_file(pidfile), json.dumps(pids))
+def write_worker_pids(pidfile: str, identities: dict[int, str]) -> None:
+    """The supervisor's live workers: pid → worker identity."""
+    write_atomically(workers_file(pidfile), json.dumps({str(p): i for p, i in identities.items()}))
 
 
 def release_pidfile(pidfile: str) -> None:
@@ -120,11 +121,19 @@ def _unlink(path: str) -> None:
 
 
 def read_worker_pids(pidfile: str) -> list[int]:
+    return list(read_worker_identities(pidfile))
+
+
+def read_worker_identities(pidfile: str) -> dict[int, str]:
+    """pid → identity of the supervisor's workers (an older supervisor listed pids only)."""
     try:
         with open(workers_file(pidfile)) as file:
-            return [int(pid) for pid in json.load(file)]
-    except (OSError, ValueError, TypeError):
-        return []
+            listed = json.load(file)
+        if isinstance(listed, dict):
+            return {int(pid): str(identity) for pid, identity in listed.items()}
+        return {int(pid): "" for pid in listed}
+    except (OSError, ValueError, TypeError, AttributeError):
+        return {}
 
 
 def _command_line(pid: int) -> str | None:
@@ -239,10 +248,11 @@ def stop(timeout: float = 60.0, force: bool = False) -> str:
         _signal(target, signal.SIGTERM)  # the second signal: running jobs go back unspent
     left = _wait_gone(left, FORCE_GRACE, path)
     killed = sorted(p for p in left if p == pid or worker_alive(p))
+    identities = read_worker_identities(path)
     for victim in killed:
         _signal(victim, signal.SIGKILL)
     _wait_gone(set(killed), FORCE_GRACE, path)
-    _release_jobs_of(set(killed) - {pid})
+    _release_jobs_of([identities[p] for p in killed if identities.get(p)])
     with _pidfile_lock(path):
         owner = read_pid(path)
         if not (owner and supervisor_alive(owner)):  # not a supervisor started meanwhile
@@ -258,17 +268,20 @@ def _signal(pid: int, signum: int) -> None:
         pass
 
 
-def _release_jobs_of(pids: set[int]) -> None:
-    """Jobs of killed workers run again at once instead of after a heartbeat timeout."""
+def _release_jobs_of(identities: list[str]) -> None:
+    """Jobs of killed workers run again at once instead of after a heartbeat timeout.
+
+    By identity, not by host and pid: another container with the same host name may run a
+    worker with the same pid, and its jobs are not ours to take.
+    """
     from ..models import Worker
-    from .heartbeat import HOST
     from .lifeline import recover_worker_jobs
 
-    if not pids:
+    if not identities:
         return
     alias = jobs_settings().database
     try:
-        rows = Worker.objects.using(alias).filter(host=HOST, pid__in=list(pids))
+        rows = Worker.objects.using(alias).filter(identity__in=identities)
         for row in rows:
             recover_worker_jobs(row.identity, "killed by jobs stop --force")
             row.delete()

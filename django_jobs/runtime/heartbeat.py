@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import socket
 import threading
 import time
@@ -23,9 +24,19 @@ logger = logging.getLogger("django_jobs.worker")
 HOST = socket.gethostname()
 
 
-def identity_for(group: WorkerGroup, worker_id: str | int, host: str = HOST) -> str:
-    """``django-jobs-worker.<queue>.<id>@<host>``: stable across restarts of one slot."""
-    return f"django-jobs-worker.{group.queue_label}.{worker_id}@{host}"
+def new_instance() -> str:
+    """A token for one process start: 32 random bits, unique among the live workers."""
+    return secrets.token_hex(4)
+
+
+def identity_for(group: WorkerGroup, worker_id: str | int, instance: str, host: str = HOST) -> str:
+    """``django-jobs-worker.<queue>.<id>@<host>/<instance>``, one per process start.
+
+    Host name and pid do not tell processes apart: containers share a fixed host name,
+    and each PID namespace starts its pids again at 1. The instance token does, so no
+    worker takes over, beats for or recovers the jobs of another host's worker.
+    """
+    return f"django-jobs-worker.{group.queue_label}.{worker_id}@{host}/{instance}"
 
 
 def process_alive(pid: int) -> bool:
@@ -46,15 +57,17 @@ def process_alive(pid: int) -> bool:
 def register(identity: str, group: WorkerGroup) -> Worker:
     """Insert or take over this identity's row; refuse when another live process has it.
 
-    Jobs still locked by this identity belonged to a previous process of this slot that
-    died: they are recovered at once instead of after a heartbeat timeout.
+    Identities are unique per process start, so the row and jobs of an identity exist
+    only when a caller chose the identity itself (``Worker(identity=...)``): jobs still
+    locked by it belonged to a previous process that died and are recovered at once.
     """
     from .lifeline import recover_worker_jobs
 
     alias = jobs_settings().database
-    now = clock.now()
+    storage = get_storage()
+    now = clock.follow_database(storage.database_now)
     fresh = now - timedelta(seconds=jobs_settings().heartbeat_timeout)
-    with get_storage().write_transaction():
+    with storage.write_transaction():
         row = Worker.objects.using(alias).select_for_update().filter(identity=identity).first()
         if row is not None and row.pid != os.getpid() and row.heartbeat_at >= fresh:
             if row.host != HOST or process_alive(row.pid):
@@ -69,6 +82,12 @@ def register(identity: str, group: WorkerGroup) -> Worker:
         )  # fmt: skip
     # Before the first claim: everything this identity holds is a previous process's.
     recover_worker_jobs(identity)
+    if abs(clock.offset()) >= clock.TOLERANCE:
+        logger.warning(
+            "[jobs] the clock of %s is %+.1f s off the database's: workers follow the "
+            "database's clock, but jobs scheduled from this host use its own (check NTP)",
+            HOST, -clock.offset(),
+        )  # fmt: skip
     return row
 
 
@@ -79,16 +98,19 @@ def deregister(identity: str) -> None:
 
 
 def beat(identity: str, group: WorkerGroup, jobs_done: int) -> None:
-    """Record that this process is alive; re-register if a lifeline removed our row."""
+    """Record that this process is alive; re-register if a lifeline removed our row.
+
+    The heartbeat is the database's time, and this process follows its clock from here.
+    """
     alias = jobs_settings().database
+    now = clock.follow_database(get_storage().database_now)
     updated = (
         Worker.objects.using(alias)
         .filter(identity=identity, pid=os.getpid())
-        .update(heartbeat_at=clock.now(), jobs_done=jobs_done)
+        .update(heartbeat_at=now, jobs_done=jobs_done)
     )
     if not updated:
         logger.warning("worker %s was presumed dead; registering again", identity)
-        now = clock.now()
         fields = {
             "host": HOST, "pid": os.getpid(), "group": group.index,
             "queues": group.queue_label, "heartbeat_at": now,

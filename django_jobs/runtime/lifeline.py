@@ -40,11 +40,12 @@ def recover() -> int:
     """One recovery pass over every queue; returns how many jobs it recovered."""
     settings = jobs_settings()
     storage = get_storage()
-    now = clock.now()
     timeout = timedelta(seconds=settings.heartbeat_timeout)
-    cutoff = now - timeout
     workers = Worker.objects.using(storage.alias)
     with storage.write_transaction():
+        # Heartbeats are the database's time: judged by its clock, not this host's.
+        now = storage.database_now()
+        cutoff = now - timeout
         live = list(workers.filter(heartbeat_at__gte=cutoff).values_list("identity", flat=True))
         rows = storage.recoverable(live, cutoff, now - timeout, BATCH)
         recovered = settle(rows, set(live))

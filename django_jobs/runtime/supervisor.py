@@ -36,7 +36,7 @@ from .. import clock
 from ..conf import WorkerGroup, jobs_settings
 from ..recurring.scheduler import SchedulerThread, refuse_invalid_schedules
 from .exporter import exporter_for_supervisor
-from .heartbeat import HOST, identity_for
+from .heartbeat import HOST, identity_for, new_instance
 from .proctitle import (
     ENV_CONSOLE_LOG,
     ENV_DETACHED,
@@ -72,20 +72,22 @@ class Slot:
     start_at: float = 0.0
     #: Why the supervisor killed the current process, if it did.
     killed_because: str = ""
+    #: The current (or last) process's instance token: a new one at each start.
+    instance: str = ""
 
     @property
     def identity(self) -> str:
-        return identity_for(self.group, self.worker_id)
+        return identity_for(self.group, self.worker_id, self.instance)
 
     @property
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
 
-def worker_command(group: WorkerGroup, worker_id: int) -> list[str]:
+def worker_command(group: WorkerGroup, worker_id: int, instance: str) -> list[str]:
     return [
         sys.executable, "-m", "django", "jobs", "worker",
-        "--index", str(group.index), "--id", str(worker_id),
+        "--index", str(group.index), "--id", str(worker_id), "--instance", instance,
     ]  # fmt: skip
 
 
@@ -185,8 +187,11 @@ class Supervisor:
                 self._start(slot)
 
     def _start(self, slot: Slot) -> None:
+        # The supervisor chooses the identity, so it can recover the jobs of exactly this
+        # process when it dies.
+        slot.instance = new_instance()
         slot.process = subprocess.Popen(
-            worker_command(slot.group, slot.worker_id),
+            worker_command(slot.group, slot.worker_id, slot.instance),
             env=self.env,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
@@ -270,8 +275,7 @@ class Supervisor:
                 recover_worker_jobs(identity, how)
             Worker.objects.using(alias).filter(identity=identity, pid=pid).delete()
         except (DatabaseError, InterfaceError) as exc:
-            # The worker that takes this slot over recovers them when it registers, and
-            # every other worker's lifeline once the heartbeat is stale.
+            # Every worker's lifeline recovers them once this one's heartbeat is stale.
             logger.warning("[jobs] could not recover the jobs of %s now: %s", identity, exc)
             connections[alias].close()
 
@@ -280,6 +284,7 @@ class Supervisor:
     def _check_heartbeats(self) -> None:
         """Kill a worker whose heartbeat is stale although the database is reachable."""
         from ..models import Worker
+        from ..storage import get_storage
 
         now = time.monotonic()
         if now < self.next_check:
@@ -290,6 +295,7 @@ class Supervisor:
             return
         alias = self.settings.database
         try:
+            db_now = get_storage().database_now()
             rows = list(
                 Worker.objects.using(alias)
                 .filter(host=HOST, pid__in=list(live))
@@ -308,14 +314,14 @@ class Supervisor:
         # after it came back before judging them.
         if now - self.db_ok_since < timeout:
             return
-        cutoff = clock.now() - timedelta(seconds=timeout)
+        cutoff = db_now - timedelta(seconds=timeout)
         for pid, identity, heartbeat_at in rows:
             slot = live[pid]
             if identity != slot.identity or heartbeat_at >= cutoff or slot.killed_because:
                 continue
             logger.error(
                 "[jobs] %s (pid %s) has not beaten for %.1f s: killing it",
-                identity, pid, (clock.now() - heartbeat_at).total_seconds(),
+                identity, pid, (db_now - heartbeat_at).total_seconds(),
             )  # fmt: skip
             slot.killed_because = f"no heartbeat for {timeout:g} s; killed by the supervisor"
             _kill_group(pid, signal.SIGKILL)
@@ -365,7 +371,9 @@ class Supervisor:
         if self.pidfile:
             from .daemon import write_worker_pids
 
-            write_worker_pids(self.pidfile, [s.process.pid for s in self.slots if s.process])
+            write_worker_pids(
+                self.pidfile, {s.process.pid: s.identity for s in self.slots if s.process}
+            )
 
     def _remove_pidfiles(self) -> None:
         if self.pidfile:

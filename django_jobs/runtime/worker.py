@@ -31,7 +31,7 @@ from ..storage import ClaimedJob, Outcome, get_storage, use_worker_connections
 from ..storage.waiting import drain
 from .controls import Controls
 from .flusher import FLUSH_INTERVAL, Flusher
-from .heartbeat import HeartbeatThread, deregister, identity_for, register
+from .heartbeat import HeartbeatThread, deregister, identity_for, new_instance, register
 from .ledger import Ledger
 from .recycling import Recycling
 from .resilience import DatabaseRetry
@@ -56,10 +56,11 @@ class Worker:
         *,
         workoff: bool = False,
         identity: str | None = None,
+        instance: str | None = None,
         on_outcome: Callable[[Outcome], None] | None = None,
     ) -> None:
         self.group = group
-        self.identity = identity or identity_for(group, worker_id)
+        self.identity = identity or identity_for(group, worker_id, instance or new_instance())
         self.storage = get_storage()
         self.workoff = workoff
         self.on_outcome = on_outcome
@@ -375,13 +376,19 @@ class Worker:
                 now = clock.now()
                 if writes.marks:
                     self.storage.mark_started(writes.marks, now)
-                if writes.outcomes and report:
-                    self.storage.record(writes.outcomes, now, report=True)
-                elif writes.outcomes:
-                    self.storage.record(writes.outcomes, now)
+                written = len(writes.outcomes)
+                if writes.outcomes:
+                    written = self.storage.record(writes.outcomes, now, report=report)
             except BaseException:
                 self.ledger.restore(writes)
                 raise
+        if written < len(writes.outcomes):
+            # The claim token fenced them off: another worker took those jobs over while
+            # this one looked dead (cut off, frozen) and may have run them again.
+            logger.warning(
+                "[jobs] %s: %s outcome(s) refused: their jobs were taken over while this "
+                "worker looked dead", self.identity, len(writes.outcomes) - written,
+            )  # fmt: skip
         self.db_suspect = False
         if report and writes.outcomes:
             signals.ended(writes.outcomes)
@@ -483,7 +490,9 @@ class Worker:
         )
 
 
-def run_worker(group_index: int, worker_id: str | int, *, workoff: bool = False) -> int:
+def run_worker(
+    group_index: int, worker_id: str | int, *, workoff: bool = False, instance: str | None = None
+) -> int:
     """Entry point of ``manage.py jobs worker``: one worker process of one group."""
     groups = jobs_settings().workers
     if not 0 <= group_index < len(groups):
@@ -494,7 +503,7 @@ def run_worker(group_index: int, worker_id: str | int, *, workoff: bool = False)
 
     group = groups[group_index]
     supervisor_pid = prepare_worker_process(group, worker_id)
-    worker = Worker(group, worker_id, workoff=workoff)
+    worker = Worker(group, worker_id, workoff=workoff, instance=instance)
     worker.supervisor_pid = supervisor_pid
     code = worker.run()
     if worker.immediate and any(

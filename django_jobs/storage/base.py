@@ -42,6 +42,7 @@ from typing import Any
 from django.db import connections, transaction
 from django.db.models import Min, Q
 
+from .. import clock
 from ..exceptions import JobsError
 from ..models import Event, Job, QueuePause
 from . import flows
@@ -90,6 +91,8 @@ class Storage(ConcurrencyLimits, RateLimits, OutcomeWriting):
     vendor = "base"
     #: Seconds between idle checks for new work when the engine cannot push a wake-up.
     idle_check_interval = 0.05
+    #: The database server's clock in UTC, without a time zone (naive datetime or text).
+    now_sql = "SELECT CURRENT_TIMESTAMP"
 
     def __init__(self, alias: str) -> None:
         self.alias = alias
@@ -98,6 +101,13 @@ class Storage(ConcurrencyLimits, RateLimits, OutcomeWriting):
     @property
     def connection(self):
         return connections[self.alias]
+
+    def database_now(self) -> datetime:
+        """The database's clock, as django_jobs stores times: what liveness is judged by,
+        so hosts whose clocks disagree still agree on whose heartbeat is fresh."""
+        with self.connection.cursor() as cursor:
+            cursor.execute(self.now_sql)
+            return clock.from_database(cursor.fetchone()[0])
 
     def adapt(self, value: datetime | None) -> Any:
         return self.connection.ops.adapt_datetimefield_value(value)

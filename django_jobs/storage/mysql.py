@@ -22,6 +22,7 @@ from .rows import CLAIM_COLUMNS, ClaimedJob, NewJob, new_token
 
 class MySQLStorage(Storage):
     vendor = "mysql"
+    now_sql = "SELECT UTC_TIMESTAMP(6)"
     # An indexed "is anything ready?" probe 13 times a second: p99 pickup under 100 ms.
     idle_check_interval = 0.075
     # InnoDB gives out auto-increment ids at insert, so an event's row can commit after

@@ -34,6 +34,7 @@ if is_psycopg3:
 
 class PostgreSQLStorage(Storage):
     vendor = "postgresql"
+    now_sql = "SELECT STATEMENT_TIMESTAMP() AT TIME ZONE 'UTC'"
 
     json_param = "%s::jsonb"
     attempt_log_append = (

@@ -23,6 +23,8 @@ BUSY_TIMEOUT_MS = 30_000
 
 class SQLiteStorage(Storage):
     vendor = "sqlite"
+    # The clock of the machine that holds the file: SQLite has no server.
+    now_sql = "SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')"
     # One UPDATE statement holds SQLite's single write lock: no row locks to take.
     lock_clause = ""
     # PRAGMA data_version reads no table: 20 times a second costs next to nothing.

@@ -85,8 +85,8 @@ class Jobs:
         env.update(extra)
         return env
 
-    def __call__(self, *args: str, workers=None, heartbeat=None, **extra: str):
-        proc = self.processes(*args, env=self.env(workers, heartbeat, **extra))
+    def __call__(self, *args: str, workers=None, heartbeat=None, prefix=(), **extra: str):
+        proc = self.processes(*args, env=self.env(workers, heartbeat, **extra), prefix=prefix)
         self.started.append(proc)
         with self.lock:
             try:

@@ -89,7 +89,7 @@ def test_of_processes_racing_for_the_pid_file_exactly_one_wins(tmp_path, before)
             # A supervisor that was killed: its pid file and worker list are left behind.
             os.makedirs(os.path.dirname(path))
             daemon.write_atomically(path, f"{dead_pid()}\n")
-            daemon.write_worker_pids(path, [dead_pid()])
+            daemon.write_worker_pids(path, {dead_pid(): "django-jobs-worker.*.0@host/0"})
         said = race(path)
         winners = [pid for pid, what in said.items() if what == "won"]
         assert len(winners) == 1, f"round {round_}: {said}"

@@ -72,6 +72,7 @@ class Command(BaseCommand):
         p.add_argument("--id", default="0", help="worker number within the group")
         p.add_argument("--workoff", action="store_true", help="exit when nothing is ready")
         p.add_argument("--clear", action="store_true", help="delete every job first")
+        p.add_argument("--instance", default=None, help="identity token (set by `jobs work`)")
 
     def args_clear(self, p):
         p.add_argument("--noinput", "--no-input", action="store_false", dest="interactive")
@@ -125,13 +126,13 @@ class Command(BaseCommand):
         progress = workoff(queue, stream=self.stderr._out)
         self.stdout.write(progress.summary())
 
-    def do_worker(self, index=0, id="0", workoff=False, clear=False, **_):
+    def do_worker(self, index=0, id="0", workoff=False, clear=False, instance=None, **_):
         from django_jobs.operations import clear_jobs
         from django_jobs.runtime.worker import run_worker
 
         if clear:
             clear_jobs()
-        return run_worker(index, id, workoff=workoff)
+        return run_worker(index, id, workoff=workoff, instance=instance)
 
     def do_clear(self, interactive=True, **_):
         from django_jobs.operations import clear_jobs

@@ -103,3 +103,15 @@ def waits_to_be_cancelled(context, limit=30.0):
 
 # Jobs with hooks, and signal receivers (connected in workers started to observe them).
 from tests.processes.app import observed  # noqa: E402, F401
+
+
+@job(takes_context=True, max_attempts=3)
+def on_host(context, key, first=0.1, again=0.1):
+    """Sleeps ``first`` seconds on its first attempt and ``again`` on later ones (a job taken
+    from a cut-off host is still running elsewhere when that host comes back); records its
+    end, with its attempt in ``job_id``."""
+    started = time.time()
+    time.sleep(first if context.attempt == 1 else again)
+    Execution.objects.create(
+        key=key, job_id=context.attempt, pid=os.getpid(), started=started, ended=time.time()
+    )
