@@ -36,7 +36,7 @@ from django.core.signals import request_started
 from ..conf import EMBEDDED_GROUP, EmbeddedSettings, WorkerGroup, jobs_settings
 from ..executor import Call, cancelled_outcome
 from ..signals import job_enqueued
-from .heartbeat import HOST
+from .heartbeat import HOST, new_instance
 from .runners import ThreadRunner
 from .watchdog import RECORD_WITHIN, Watchdog, timed_out
 from .worker import Worker
@@ -59,7 +59,8 @@ class EmbeddedWorker(Worker):
             async_concurrency=options.threads,
             batch_size=options.threads,
         )
-        identity = f"django-jobs-embedded.{group.queue_label}.{os.getpid()}@{HOST}"
+        # The instance token: web containers share host names and pids (see identity_for).
+        identity = f"django-jobs-embedded.{group.queue_label}.{os.getpid()}@{HOST}/{new_instance()}"
         super().__init__(group, os.getpid(), identity=identity)
         if self.threads is None:
             # Never on the worker's own thread: a job past its timeout must be abandoned.
