@@ -239,7 +239,8 @@ def test_a_forked_child_starts_its_own_embedded_worker():
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["child_inherited"] is None
-    assert report["child_identity"].endswith(f".{report['child_pid']}@{socket.gethostname()}")
+    slot, _, instance = report["child_identity"].rpartition("/")
+    assert slot.endswith(f".{report['child_pid']}@{socket.gethostname()}") and instance
     by_key = dict(Execution.objects.values_list("key", "pid"))
     assert by_key == {"fork-parent": report["parent_pid"], "fork-child": report["child_pid"]}
 
