@@ -310,7 +310,8 @@ def _store(rows: list[NewJob], follow_other_transaction: bool = True) -> list[Jo
 def _prepared(rows: list[NewJob]) -> tuple[str, datetime, list[NewJob], list[Job]]:
     """The jobs database, the enqueue time, the rows (carrying the caller's trace context
     when there is one) and their model instances: what every way of storing starts with."""
-    alias = jobs_settings().database
+    # Every row of one call has the same queue: its queue decides the database.
+    alias = jobs_settings().database_for(rows[0].queue) if rows else jobs_settings().database
     now = clock.now()
     trace = tracing.outgoing()
     if trace is not None:

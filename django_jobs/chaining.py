@@ -125,8 +125,8 @@ def _ids(items: list[Any], alias: str) -> list[int]:
             db = item._state.db
             if db is not None and db != alias:
                 raise DependencyError(
-                    f"after=: job {item.pk} was read from database {db!r}, but jobs are "
-                    f"stored on {alias!r} (JOBS['DATABASE'])"
+                    f"after=: job {item.pk} was read from database {db!r}, but this job's "
+                    f"queue lives in {alias!r}: a chain links jobs of one database"
                 )
             if item.pk is None:
                 raise DependencyError(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from functools import cached_property
 from typing import Any
@@ -19,9 +19,13 @@ from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
+from . import placement
+
 #: Top-level keys of ``settings.JOBS`` and their defaults.
 TOP_DEFAULTS: dict[str, Any] = {
     "DATABASE": "default",
+    # A list of names, or a dict of name -> {"DATABASE": alias} for queues whose jobs
+    # live in another database (see JobsSettings.database_for).
     "QUEUES": ["default"],
     "WORKERS": None,  # None: one group with WORKER_DEFAULTS
     "HEARTBEAT_TIMEOUT": 60,
@@ -139,6 +143,8 @@ WORKER_DEFAULTS: dict[str, Any] = {
     # At most this many jobs of each of the group's queues start per period, across every
     # worker and host ("100/m", "10/s", "5000/h"; None: no limit); see django_jobs.rates.
     "RATE_LIMIT": None,
+    # The database the group's workers claim from (None: its queues' database).
+    "DATABASE": None,
 }
 
 
@@ -163,6 +169,8 @@ class WorkerGroup:
     #: ``RATE_LIMIT``: the per-queue rate limit of the queues this group's policy covers
     #: as written ("100/m"; ``django_jobs.rates.parse`` reads it), None for no limit.
     rate_limit: str | None = None
+    #: The database the group's workers claim from (resolved by ``parse``).
+    database: str = "default"
 
     @property
     def queue_label(self) -> str:
@@ -216,7 +224,13 @@ class EmbeddedSettings:
 
 @dataclass(frozen=True)
 class JobsSettings:
+    #: This process's jobs database: ``JOBS["DATABASE"]``, or in a worker process the
+    #: database of its group (``use_database``).
     database: str = "default"
+    #: ``JOBS["DATABASE"]``: where queues without a database of their own live.
+    main_database: str = "default"
+    #: (queue, alias) for every queue whose jobs live outside ``main_database``.
+    queue_databases: tuple[tuple[str, str], ...] = ()
     #: ``LISTEN_DATABASE`` as pairs (jobs database alias, alias to LISTEN through).
     listen_databases: tuple[tuple[str, str], ...] = ()
     queues: tuple[str, ...] = ("default",)
@@ -252,8 +266,17 @@ class JobsSettings:
 
     @property
     def databases(self) -> tuple[str, ...]:
-        """Every database alias that holds jobs, ``database`` first."""
-        return (self.database,)
+        """Every database alias that holds jobs, ``main_database`` first."""
+        others = [alias for _, alias in self.queue_databases]
+        others += [group.database for group in self.workers]
+        return tuple(dict.fromkeys([self.main_database, *others]))
+
+    def database_for(self, queue: str) -> str:
+        """The alias that holds ``queue``'s jobs (``JOBS["QUEUES"]`` or its worker group)."""
+        for name, alias in self.queue_databases:
+            if name == queue:
+                return alias
+        return self.main_database
 
     def listen_database(self, alias: str) -> str | None:
         """The alias workers of jobs database ``alias`` LISTEN through, if one is set."""
@@ -344,6 +367,7 @@ def _group(index: int, raw: dict[str, Any]) -> WorkerGroup:
         max_memory_mb=_pick(raw, "MAX_MEMORY_MB", WORKER_DEFAULTS, (int,)),
         concurrency=_positive(raw.get("CONCURRENCY")),
         rate_limit=raw.get("RATE_LIMIT") if isinstance(raw.get("RATE_LIMIT"), str) else None,
+        database=placement.as_alias(raw.get("DATABASE")) or "",  # "" until parse() resolves it
     )
 
 
@@ -395,17 +419,22 @@ def _schedule(value: Any) -> tuple[tuple[str, dict[str, Any]], ...]:
 
 
 def parse(raw: dict[str, Any]) -> JobsSettings:
-    queues = raw.get("QUEUES", TOP_DEFAULTS["QUEUES"])
-    if not isinstance(queues, list | tuple) or not all(isinstance(q, str) for q in queues):
+    raw_queues = raw.get("QUEUES", TOP_DEFAULTS["QUEUES"])
+    queues = placement.queue_names(raw_queues)
+    if queues is None or not all(isinstance(q, str) for q in queues):
         queues = TOP_DEFAULTS["QUEUES"]
     workers = raw.get("WORKERS")
     if not isinstance(workers, list | tuple) or not workers:
         workers = [{}]
     groups = tuple(_group(i, w if isinstance(w, dict) else {}) for i, w in enumerate(workers))
+    main = raw.get("DATABASE") if isinstance(raw.get("DATABASE"), str) else "default"
+    queue_databases, groups = placement.placed(raw_queues, groups, main)
     pid_dir = raw.get("PID_DIR") or os.path.join(tempfile.gettempdir(), "django_jobs")
     return JobsSettings(
-        database=raw.get("DATABASE") if isinstance(raw.get("DATABASE"), str) else "default",
-        listen_databases=_listen(raw.get("LISTEN_DATABASE"), raw.get("DATABASE")),
+        database=main,
+        main_database=main,
+        queue_databases=queue_databases,
+        listen_databases=placement.listen(raw.get("LISTEN_DATABASE"), raw.get("DATABASE")),
         queues=tuple(queues),
         workers=groups,
         heartbeat_timeout=_pick(raw, "HEARTBEAT_TIMEOUT", TOP_DEFAULTS, (int, float)),
@@ -469,14 +498,6 @@ def _is_port(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 65536
 
 
-def _listen(value: Any, database: Any) -> tuple[tuple[str, str], ...]:
-    if isinstance(value, str) and value:
-        return ((database if isinstance(database, str) else "default", value),)
-    if isinstance(value, dict):
-        return tuple((k, v) for k, v in value.items() if isinstance(k, str) and isinstance(v, str))
-    return ()
-
-
 def _names(value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
         return (value,)
@@ -494,14 +515,28 @@ def _cancel_grace(value: Any) -> float:
 
 
 _cached: JobsSettings | None = None
+#: Set in a worker process whose group claims from a database of its own.
+_process_database: str | None = None
 
 
 def jobs_settings() -> JobsSettings:
     """The parsed ``settings.JOBS``, cached until the setting changes."""
     global _cached
     if _cached is None:
-        _cached = parse(raw_settings())
+        parsed = parse(raw_settings())
+        if _process_database is not None:
+            parsed = replace(parsed, database=_process_database)
+        _cached = parsed
     return _cached
+
+
+def use_database(alias: str | None) -> None:
+    """This process (a worker) works on ``alias``: its claims, heartbeats, recovery and
+    controls go there (None: back to ``JOBS["DATABASE"]``). Enqueueing still routes each
+    call by its queue."""
+    global _process_database, _cached
+    _process_database = alias
+    _cached = None
 
 
 @receiver(setting_changed)

@@ -31,7 +31,7 @@ def pause(queue: str, *, by: str = "", reason: str = "", using: str | None = Non
     it was paused already (whose ``by`` and ``reason`` are kept)."""
     _check_queue(queue)
     by, reason = _text(by, "by", _BY_MAX), _text(reason, "reason", _REASON_MAX)
-    storage = get_storage(using)
+    storage = get_storage(using or jobs_settings().database_for(queue))
     with transaction.atomic(using=storage.alias):
         row, created = QueuePause.objects.using(storage.alias).get_or_create(
             queue=queue, defaults={"paused_at": clock.now(), "paused_by": by, "reason": reason}
@@ -46,9 +46,9 @@ def pause(queue: str, *, by: str = "", reason: str = "", using: str | None = Non
 def resume(queue: str, *, using: str | None = None) -> bool:
     """Resume ``queue``; False when it was not paused. A queue no longer in
     ``JOBS["QUEUES"]`` can still be resumed while it is paused."""
-    storage = get_storage(using)
     if not isinstance(queue, str):
         raise TypeError(f"a queue name is a string, not {queue!r}")
+    storage = get_storage(using or jobs_settings().database_for(queue))
     with transaction.atomic(using=storage.alias):
         deleted, _ = QueuePause.objects.using(storage.alias).filter(queue=queue).delete()
         if not deleted:
@@ -61,13 +61,15 @@ def resume(queue: str, *, using: str | None = None) -> bool:
 
 
 def paused_queues(using: str | None = None) -> dict[str, QueuePause]:
-    """Every paused queue, by name, with who paused it, when and why."""
-    alias = using or jobs_settings().database
-    return {row.queue: row for row in QueuePause.objects.using(alias).order_by("queue")}
+    """Every paused queue, by name, with who paused it, when and why (of every jobs
+    database, or of ``using``)."""
+    aliases = [using] if using else jobs_settings().databases
+    rows = [row for alias in aliases for row in QueuePause.objects.using(alias)]
+    return {row.queue: row for row in sorted(rows, key=lambda row: row.queue)}
 
 
 def is_paused(queue: str, using: str | None = None) -> bool:
-    alias = using or jobs_settings().database
+    alias = using or jobs_settings().database_for(queue)
     return QueuePause.objects.using(alias).filter(queue=queue).exists()
 
 

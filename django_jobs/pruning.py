@@ -99,11 +99,17 @@ def prune(*, dry_run: bool = False, now: datetime | None = None) -> PruneReport:
     one, every batch would be part of it and the locks would be held to its end.
     """
     settings = jobs_settings()
-    prune_settings = settings.prune
     now = now or clock.now()
     report = PruneReport(dry_run=dry_run)
     started = time.monotonic()
-    alias = settings.database
+    for alias in settings.databases:  # queues in databases of their own are pruned there
+        _prune_in(alias, settings, now, dry_run, report)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _prune_in(alias: str, settings, now: datetime, dry_run: bool, report: PruneReport) -> None:
+    prune_settings = settings.prune
     tasks: list[tuple[str, models.QuerySet, str]] = []
     # django.tasks rows keep their results for TASK_RESULTS_TTL instead (the "results").
     jobs = (
@@ -174,8 +180,6 @@ def prune(*, dry_run: bool = False, now: datetime | None = None) -> PruneReport:
             report.counts["flows"] += _delete_in_batches(
                 queryset, "id", prune_settings.batch_size, alias, report
             )
-    report.seconds = time.monotonic() - started
-    return report
 
 
 def _flow_records(alias: str) -> list[models.QuerySet]:

@@ -144,6 +144,21 @@ def queue_stats(alias: str | None = None, now: datetime | None = None) -> list[Q
     return result
 
 
+def placed_queue_stats(now: datetime | None = None) -> list[tuple[str, QueueStats]]:
+    """(alias, stats) of each queue, read in the database that holds it, then of any
+    queue with rows in another jobs database: what ``status`` and the dashboard show."""
+    settings = jobs_settings()
+    now = now or clock.now()
+    placed = []
+    for alias in settings.databases:
+        for stats in queue_stats(alias, now=now):
+            elsewhere = stats.configured and settings.database_for(stats.queue) != alias
+            if elsewhere and not (stats.ready or stats.later or stats.running or stats.failed):
+                continue
+            placed.append((alias, stats))
+    return placed
+
+
 def live_workers(alias: str | None = None, now: datetime | None = None) -> list[LiveWorker]:
     """Workers with a fresh heartbeat, each with the jobs it has locked right now."""
     alias = _alias(alias)

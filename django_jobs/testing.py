@@ -134,35 +134,43 @@ def run_jobs(
         raise ValueError(f"max_rounds must be a positive int, not {max_rounds!r}")
     settings = jobs_settings()
     queues = _queues(queue, settings.queues)
-    runner = _Runner(get_storage(settings.database), settings)
+    # Queues in databases of their own (JOBS["QUEUES"]): each round visits every one.
+    runners = [_Runner(get_storage(alias), settings) for alias in settings.databases]
     result = RunResult()
     # A test runs its jobs now: rate limits pace workers, not run_jobs.
-    paced, runner.storage.paced = runner.storage.paced, False
+    paced = [runner.storage.paced for runner in runners]
+    for runner in runners:
+        runner.storage.paced = False
     try:
-        _rounds(runner, result, queues, settings.database, include_scheduled, max_rounds)
+        while result.rounds < max_rounds:
+            ran = [_round(runner, queues, include_scheduled, result) for runner in runners]
+            if not any(ran):
+                break
+            result.rounds += 1
     finally:
-        runner.storage.paced = paced
+        for runner, was in zip(runners, paced, strict=True):
+            runner.storage.paced = was
     return result
 
 
-def _rounds(runner, result, queues, database, include_scheduled, max_rounds) -> None:
-    while result.rounds < max_rounds:
-        if include_scheduled:
-            _make_due(database, queues)
-        # Paused queues are left alone, as workers leave them.
-        selection = claim_filter(queues, runner.storage.paused_queues())
-        if selection is None:
+def _round(runner: _Runner, queues, include_scheduled: bool, result: RunResult) -> bool:
+    """One round in one database; False when it found nothing to run."""
+    if include_scheduled:
+        _make_due(runner.storage.alias, queues)
+    # Paused queues are left alone, as workers leave them.
+    selection = claim_filter(queues, runner.storage.paused_queues())
+    if selection is None:
+        return False
+    claimed = runner.claim(*selection)
+    if not claimed:
+        return False
+    while claimed:
+        for job in claimed:
+            runner.perform(job, result)
+        if len(claimed) < CLAIM_LIMIT:
             break
         claimed = runner.claim(*selection)
-        if not claimed:
-            break
-        result.rounds += 1
-        while claimed:
-            for job in claimed:
-                runner.perform(job, result)
-            if len(claimed) < CLAIM_LIMIT:
-                break
-            claimed = runner.claim(*selection)
+    return True
 
 
 def _queues(queue: str | Iterable[str] | None, known: tuple[str, ...]) -> tuple[str, ...] | None:

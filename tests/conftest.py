@@ -39,6 +39,7 @@ def worker_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env["DJANGO_SETTINGS_MODULE"] = "tests.settings"
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     env["DJANGO_JOBS_TEST_DB_NAME"] = str(settings.DATABASES["default"]["NAME"])
+    env["DJANGO_JOBS_TEST_DB2_NAME"] = str(settings.DATABASES["jobs2"]["NAME"])
     env["PYTHONUNBUFFERED"] = "1"
     if connection.vendor == "sqlite":
         env["DJANGO_JOBS_SQLITE_NAME"] = str(settings.DATABASES["default"]["NAME"])

@@ -80,6 +80,20 @@ elif ENGINE == "sqlite":
 else:
     raise RuntimeError(f"DJANGO_JOBS_DB must be sqlite, postgres or mysql, not {ENGINE!r}")
 
+# A second jobs database on the same engine, for queues that live in a database of their
+# own (tests/processes/test_queue_databases.py); worker subprocesses get its test name.
+_jobs2 = dict(DATABASES.get("direct", DATABASES["default"]))
+if ENGINE == "sqlite":
+    _jobs2_name = os.path.join(SQLITE_DIR, f"django_jobs_jobs2_{os.getpid()}.sqlite3")
+    _jobs2_name = os.environ.get("DJANGO_JOBS_TEST_DB2_NAME", _jobs2_name)
+    _jobs2.update(NAME=_jobs2_name, TEST={"NAME": _jobs2_name})
+else:
+    _jobs2.update(
+        NAME=os.environ.get("DJANGO_JOBS_TEST_DB2_NAME", "test2"),
+        TEST={**_jobs2["TEST"], "NAME": f"test_django_jobs2_{os.getpid()}"},
+    )
+DATABASES["jobs2"] = _jobs2
+
 # A second database, so tests can enqueue inside a transaction on another alias.
 DATABASES["other"] = {
     "ENGINE": "django.db.backends.sqlite3",
@@ -123,7 +137,8 @@ STATIC_URL = "/static/"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 JOBS = {
-    "QUEUES": ["default", "email", "slow"],
+    # Process tests of queue databases pass their own QUEUES as JSON.
+    "QUEUES": json.loads(os.environ.get("DJANGO_JOBS_QUEUES", '["default", "email", "slow"]')),
     "HEARTBEAT_TIMEOUT": float(os.environ.get("DJANGO_JOBS_HEARTBEAT_TIMEOUT", "60")),
     # Process tests pass their own worker groups as JSON.
     "WORKERS": json.loads(

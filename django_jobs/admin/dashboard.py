@@ -30,6 +30,7 @@ from ..models import Job, QueuePause
 from .actions import RETRY, confirmation
 from .charts import Series, hourly_bars
 from .display import breadcrumbs, duration, times_are_utc
+from .filters import requested_database
 
 #: Failed rows the failures page groups, newest first.
 FAILURES_SCANNED = 10_000
@@ -123,10 +124,14 @@ def _live_context(model_admin: admin.ModelAdmin, request: HttpRequest, changelis
     now = clock.now()
     hourly = stats.hourly_outcomes(now=now)
     rows = []
-    for row in stats.queue_stats(now=now):
+    main = jobs_settings().main_database
+    for alias, row in stats.placed_queue_stats(now=now):
 
-        def link(status: str, queue: str = row.queue) -> str:
-            return f"{changelist}?{urlencode({'status': status, 'queue': queue})}"
+        def link(status: str, queue: str = row.queue, alias: str = alias) -> str:
+            query = {"status": status, "queue": queue}
+            if alias != main:  # the changelist's database filter (admin.filters)
+                query["database"] = alias
+            return f"{changelist}?{urlencode(query)}"
 
         rows.append(
             {
@@ -150,7 +155,8 @@ def _live_context(model_admin: admin.ModelAdmin, request: HttpRequest, changelis
                 "heartbeat_age": duration(max(now - w.heartbeat_at, timedelta(0))),
                 "jobs": [(j, duration(j.running_for)) for j in w.jobs],
             }
-            for w in stats.live_workers(now=now)
+            for alias in jobs_settings().databases
+            for w in stats.live_workers(alias, now=now)
         ],
         heartbeat_timeout=jobs_settings().heartbeat_timeout,
         keeps_succeeded=any(not g.delete_successful_jobs for g in jobs_settings().workers),
@@ -261,7 +267,7 @@ def failure_groups(alias: str, limit: int = FAILURES_SCANNED) -> tuple[list[Fail
 
 def failures_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> HttpResponse:
     context = _context(model_admin, request, gettext_lazy("Failed jobs by error"))
-    groups, scanned = failure_groups(jobs_settings().database)
+    groups, scanned = failure_groups(requested_database(request))
     changelist = context["changelist_url"]
     context.update(
         groups=[
@@ -303,7 +309,7 @@ def retry_group_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> Htt
         raise PermissionDenied
     data = request.POST if request.method == "POST" else request.GET
     name, kind = data.get("name", ""), data.get("error_type", "")
-    alias = jobs_settings().database
+    alias = requested_database(request)
     ids = group_ids(alias, name, kind)
     jobs = model_admin.get_queryset(request)
     if request.method == "POST" and request.POST.get("post") == "yes":

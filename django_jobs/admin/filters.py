@@ -7,6 +7,7 @@ list their choices; these take them from the settings and the job registry inste
 from __future__ import annotations
 
 from django.contrib import admin
+from django.http import QueryDict
 from django.utils.translation import gettext_lazy as _
 from rangefilter.filters import DateTimeRangeFilterBuilder
 
@@ -105,3 +106,48 @@ LIST_FILTER = (
     date_range("created_at", _("created at")),
     date_range("failed_at", _("failed at")),
 )
+
+
+class DatabaseFilter(admin.SimpleListFilter):
+    """Which jobs database the changelist reads, shown when queues live in several.
+
+    The choice itself is applied by the model admin's ``get_queryset`` (see
+    ``requested_database``), so that object pages and actions reached from the list use
+    the same database; this filter only offers it.
+    """
+
+    title = _("database")
+    parameter_name = "database"
+
+    def lookups(self, request, model_admin):
+        return [(alias, alias) for alias in jobs_settings().databases]
+
+    def queryset(self, request, queryset):
+        return queryset
+
+    def choices(self, changelist):
+        current = self.value() or jobs_settings().database
+        for alias, title in self.lookup_choices:
+            yield {
+                "selected": alias == current,
+                "query_string": changelist.get_query_string({self.parameter_name: alias}),
+                "display": title,
+            }
+
+
+def requested_database(request) -> str:
+    """The jobs database a changelist, object page or action of the admin works on: its
+    ``database`` parameter, or the one the changelist it came from had (Django keeps the
+    list's filters in ``_changelist_filters``), else ``JOBS["DATABASE"]``."""
+    databases = jobs_settings().databases
+    value = request.GET.get("database")
+    if value is None and request.GET.get("_changelist_filters"):
+        value = QueryDict(request.GET["_changelist_filters"]).get("database")
+    return value if value in databases else jobs_settings().database
+
+
+def with_database_filter(list_filter: tuple) -> tuple:
+    """``list_filter`` with the database choice first when jobs live in several."""
+    if len(jobs_settings().databases) > 1:
+        return (DatabaseFilter, *list_filter)
+    return list_filter

@@ -22,7 +22,7 @@ from ..conf import jobs_settings
 from ..models import CLAIMABLE, Batch, Job, JobStatus, Worker
 from . import dashboard, display, flows, schedules
 from .actions import ACTIONS, BULK_ACTIONS, DISCARD, JobAction, confirmation
-from .filters import LIST_FILTER
+from .filters import LIST_FILTER, requested_database, with_database_filter
 from .index import add_monitoring_rows
 from .paging import EstimatingPaginator
 
@@ -295,7 +295,10 @@ class JobAdmin(admin.ModelAdmin):
     # -- database and permissions ------------------------------------------------------
 
     def get_queryset(self, request: HttpRequest):
-        return super().get_queryset(request).using(jobs_settings().database)
+        return super().get_queryset(request).using(requested_database(request))
+
+    def get_list_filter(self, request: HttpRequest):
+        return with_database_filter(super().get_list_filter(request))
 
     def get_ordering(self, request: HttpRequest):
         return STATUS_ORDER.get(request.GET.get("status", ""), CLAIM_ORDER)
@@ -483,7 +486,10 @@ class ReadOnlyAdmin(admin.ModelAdmin):
     """Rows django_jobs manages itself, read from the jobs database: view only."""
 
     def get_queryset(self, request: HttpRequest):
-        return super().get_queryset(request).using(jobs_settings().database)
+        return super().get_queryset(request).using(requested_database(request))
+
+    def get_list_filter(self, request: HttpRequest):
+        return with_database_filter(super().get_list_filter(request))
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -14,6 +14,7 @@ from . import (  # noqa: F401  (importing registers the checks)
     events,
     limits,
     observability,
+    placement,
     pooling,
     prune,
     retries,

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.checks import Error, Warning
 from django.core.exceptions import ImproperlyConfigured
 
-from .. import conf
+from .. import conf, placement
 
 #: ``manage.py check --tag django_jobs`` runs only these checks.
 TAG = "django_jobs"
@@ -92,8 +92,8 @@ def _declared_queues() -> list[str] | None:
     """``JOBS["QUEUES"]`` when it is well-formed; None when E001 or E005 reports it."""
     if not _jobs_is_a_dict():
         return None
-    queues = _raw().get("QUEUES", conf.TOP_DEFAULTS["QUEUES"])
-    if not isinstance(queues, list | tuple) or not queues:
+    queues = placement.queue_names(_raw().get("QUEUES", conf.TOP_DEFAULTS["QUEUES"]))
+    if queues is None or not queues:
         return None
     if any(_queue_name_problem(q) for q in queues):
         return None

@@ -8,7 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.core.checks import CheckMessage, register
 
-from .. import conf, registry
+from .. import conf, placement, registry
 from ..rates import is_rate
 from .base import (
     TAG,
@@ -98,10 +98,13 @@ def check_queues(app_configs=None, **kwargs) -> list[CheckMessage]:
     raw = _raw()
     if "QUEUES" not in raw:
         return []
-    queues = raw["QUEUES"]
-    hint = 'Use a list of queue names, e.g. ["default", "email"].'
-    if not isinstance(queues, list | tuple) or not queues:
-        return [_error(5, f'JOBS["QUEUES"] must be a non-empty list, not {queues!r}.', hint)]
+    queues = placement.queue_names(raw["QUEUES"])
+    hint = (
+        'Use a list of queue names, e.g. ["default", "email"], or a dict of name to '
+        'options, e.g. {"default": {}, "reports": {"DATABASE": "reports"}}.'
+    )
+    if queues is None or not queues:
+        return [_error(5, f'JOBS["QUEUES"] must be a non-empty list, not {raw["QUEUES"]!r}.', hint)]
     for name in queues:
         problem = _queue_name_problem(name)
         if problem:
@@ -296,24 +299,31 @@ def check_unserved_queues(app_configs=None, **kwargs) -> list[CheckMessage]:
     queues = _declared_queues()
     if queues is None or not _jobs_is_a_dict() or check_workers_is_a_list():
         return []  # which groups exist is unknown
-    served: set[str] = set()
-    for _index, group in _worker_groups():
+    parsed = conf.parse(_raw())  # where each queue and group lives (checks/placement)
+    served: set[tuple[str, str]] = set()
+    everything: set[str] = set()  # databases with a "*" group
+    for index, group in _worker_groups():
         if not _valid_queue_option(group.get("QUEUE", "*")):
             return []  # E021 first: what the group serves is unknown
+        alias = parsed.workers[index].database
         names = _group_queues(group)
         if names is None:
-            return []  # a group serves every queue
-        served.update(names)
+            everything.add(alias)
+        else:
+            served.update((name, alias) for name in names)
     return [
         _warning(
             41,
-            f'Queue {queue!r} is in JOBS["QUEUES"] but no worker group serves it: its jobs '
-            "would wait forever.",
+            f'Queue {queue!r} is in JOBS["QUEUES"] but no worker group serves it'
+            + ("" if alias == parsed.main_database else f" in its database {alias!r}")
+            + ": its jobs would wait forever.",
             f'Add {queue!r} to a group\'s QUEUE in JOBS["WORKERS"], or add a group with '
-            '"QUEUE": "*".',
+            '"QUEUE": "*"'
+            + ("." if alias == parsed.main_database else f' and "DATABASE": {alias!r}.'),
         )
         for queue in queues
-        if queue not in served
+        for alias in [parsed.database_for(queue)]
+        if alias not in everything and (queue, alias) not in served
     ]
 
 

@@ -279,14 +279,14 @@ def _release_jobs_of(identities: list[str]) -> None:
 
     if not identities:
         return
-    alias = jobs_settings().database
-    try:
-        rows = Worker.objects.using(alias).filter(identity__in=identities)
-        for row in rows:
-            recover_worker_jobs(row.identity, "killed by jobs stop --force")
-            row.delete()
-    except (DatabaseError, InterfaceError):
-        pass  # the lifeline recovers them once their heartbeats are stale
+    for alias in jobs_settings().databases:
+        try:
+            rows = Worker.objects.using(alias).filter(identity__in=identities)
+            for row in rows:
+                recover_worker_jobs(row.identity, "killed by jobs stop --force", alias)
+                row.delete()
+        except (DatabaseError, InterfaceError):
+            pass  # the lifeline recovers them once their heartbeats are stale
 
 
 def restart(timeout: float = 60.0, force: bool = False) -> str:

@@ -66,12 +66,14 @@ def recover_all() -> int:
             return total
 
 
-def recover_worker_jobs(identity: str, how: str = "") -> int:
-    """Recover every job still held by ``identity``, a worker known to be gone."""
-    return settle(get_storage().held_by(identity), set(), how)
+def recover_worker_jobs(identity: str, how: str = "", alias: str | None = None) -> int:
+    """Recover every job still held by ``identity``, a worker known to be gone, in its
+    database ``alias`` (default: this process's jobs database)."""
+    storage = get_storage(alias)
+    return settle(storage.held_by(identity), set(), how, storage)
 
 
-def settle(rows: Iterable[HeldRow], live: set[str], how: str = "") -> int:
+def settle(rows: Iterable[HeldRow], live: set[str], how: str = "", storage=None) -> int:
     """Give back the rows that never started; charge the started ones an attempt."""
     unstarted, outcomes = [], []
     now = clock.now()
@@ -101,7 +103,7 @@ def settle(rows: Iterable[HeldRow], live: set[str], how: str = "") -> int:
         outcome.exception = error
         outcome.duration = took
         outcomes.append(outcome)
-    storage = get_storage()
+    storage = storage or get_storage()
     given_back = signals.release(storage, unstarted, now) if unstarted else 0
     charged = signals.record(storage, outcomes, now) if outcomes else 0
     if given_back:

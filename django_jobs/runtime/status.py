@@ -142,9 +142,16 @@ def _job_text(job: Job, now: datetime) -> str:
 
 def _load() -> tuple[list[Worker], dict[str, list[Job]]]:
     """Every registered worker, and the running jobs by the identity that holds them."""
-    alias = jobs_settings().database
-    workers = list(Worker.objects.using(alias).order_by("group", "identity"))
+    workers: list[Worker] = []
     held: dict[str, list[Job]] = defaultdict(list)
+    for alias in jobs_settings().databases:
+        workers += Worker.objects.using(alias).order_by("group", "identity")
+        _load_running(alias, held)
+    workers.sort(key=lambda worker: (worker.group, worker.identity))
+    return workers, held
+
+
+def _load_running(alias: str, held: dict[str, list[Job]]) -> None:
     running = (
         Job.objects.using(alias)
         .filter(locked_at__isnull=False)
@@ -162,7 +169,6 @@ def _load() -> tuple[list[Worker], dict[str, list[Job]]]:
     )
     for job in running:
         held[job.locked_by or ""].append(job)
-    return workers, held
 
 
 def workers_table(now: datetime, workers: list[Worker], held: dict[str, list[Job]]) -> str:
@@ -193,9 +199,11 @@ def workers_table(now: datetime, workers: list[Worker], held: dict[str, list[Job
 
 
 def queues_table(now: datetime) -> str:
-    from ..stats import queue_stats
+    from ..stats import placed_queue_stats
 
-    all_stats = queue_stats(now=now)
+    settings = jobs_settings()
+    placed = placed_queue_stats(now)
+    all_stats = [stats for _, stats in placed]
     rows = [
         [
             stats.queue + ("" if stats.configured else " (not in JOBS['QUEUES'])"),
@@ -205,6 +213,10 @@ def queues_table(now: datetime) -> str:
         for stats in all_stats
     ]  # fmt: skip
     headers = ["QUEUE", "READY", "LATER", "RUNNING", "FAILED", "CANCELLED", "OLDEST READY", "STATE"]
+    if len(settings.databases) > 1:  # queues in databases of their own: say where
+        headers.append("DATABASE")
+        for row, (alias, _) in zip(rows, placed, strict=True):
+            row.append(alias)
     out = "Queues\n" + table(headers, rows)
     for stats in all_stats:
         if stats.pause is not None:
@@ -226,12 +238,12 @@ def waiting_lines() -> str:
     from ..stats import rate_limited_keys, waiting_keys
 
     out = ""
-    keys = waiting_keys()
+    keys = [key for alias in jobs_settings().databases for key in waiting_keys(alias)]
     if keys:
         out += "\n\nWaiting for a slot\n" + "\n".join(
             f"{_printable(key.reason)}: {key.waiting} job(s) waiting" for key in keys
         )
-    rated = rate_limited_keys()
+    rated = [key for alias in jobs_settings().databases for key in rate_limited_keys(alias)]
     if rated:
         out += "\n\nRate limited\n" + "\n".join(_printable(key.reason) for key in rated)
     return out
@@ -243,10 +255,13 @@ FLOW_ROWS = 10
 
 def flows_table() -> str:
     """Jobs waiting for other jobs, and batches not finished yet ("" when there are none)."""
+    return "\n\n".join(filter(None, map(_flows_of, jobs_settings().databases)))
+
+
+def _flows_of(alias: str) -> str:
     from ..chaining import waiting_reason
     from ..models import Batch
 
-    alias = jobs_settings().database
     waiting = Job.objects.using(alias).waiting()
     count = waiting.count()
     out = []

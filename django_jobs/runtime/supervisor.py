@@ -264,15 +264,15 @@ class Supervisor:
         from ..storage import get_storage
         from .lifeline import recover_worker_jobs
 
-        alias = self.settings.database
+        alias = slot.group.database
         identity = slot.identity
         try:
             if slot.killed_because == "stopped at once":
-                storage = get_storage()
+                storage = get_storage(alias)
                 jobs = [row.job for row in storage.held_by(identity)]
                 signals.release(storage, jobs, clock.now())
             else:
-                recover_worker_jobs(identity, how)
+                recover_worker_jobs(identity, how, alias)
             Worker.objects.using(alias).filter(identity=identity, pid=pid).delete()
         except (DatabaseError, InterfaceError) as exc:
             # Every worker's lifeline recovers them once this one's heartbeat is stale.
@@ -293,20 +293,20 @@ class Supervisor:
         live = {slot.process.pid: slot for slot in self.slots if slot.alive}
         if not live:
             return
-        alias = self.settings.database
-        try:
-            db_now = get_storage().database_now()
-            rows = list(
-                Worker.objects.using(alias)
-                .filter(host=HOST, pid__in=list(live))
-                .values_list("pid", "identity", "heartbeat_at")
-            )
-        except (DatabaseError, InterfaceError) as exc:
-            if self.db_ok_since is not None:
-                logger.warning("[jobs] supervisor cannot reach the database: %s", exc)
-            self.db_ok_since = None
-            connections[alias].close()
-            return
+        rows = []
+        # Each worker beats in its group's database, by that database's clock.
+        for alias in dict.fromkeys(slot.group.database for slot in live.values()):
+            try:
+                db_now = get_storage(alias).database_now()
+                rows += [
+                    (*row, db_now)
+                    for row in Worker.objects.using(alias)
+                    .filter(host=HOST, pid__in=list(live))
+                    .values_list("pid", "identity", "heartbeat_at")
+                ]
+            except (DatabaseError, InterfaceError) as exc:
+                self._database_lost(alias, exc)
+                return
         if self.db_ok_since is None:
             self.db_ok_since = now
         timeout = self.settings.heartbeat_timeout
@@ -314,9 +314,9 @@ class Supervisor:
         # after it came back before judging them.
         if now - self.db_ok_since < timeout:
             return
-        cutoff = db_now - timedelta(seconds=timeout)
-        for pid, identity, heartbeat_at in rows:
+        for pid, identity, heartbeat_at, db_now in rows:
             slot = live[pid]
+            cutoff = db_now - timedelta(seconds=timeout)
             if identity != slot.identity or heartbeat_at >= cutoff or slot.killed_because:
                 continue
             logger.error(
@@ -325,6 +325,12 @@ class Supervisor:
             )  # fmt: skip
             slot.killed_because = f"no heartbeat for {timeout:g} s; killed by the supervisor"
             _kill_group(pid, signal.SIGKILL)
+
+    def _database_lost(self, alias: str, exc: Exception) -> None:
+        if self.db_ok_since is not None:
+            logger.warning("[jobs] supervisor cannot reach the database: %s", exc)
+        self.db_ok_since = None
+        connections[alias].close()
 
     # -- stopping ------------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from django.db import DatabaseError, InterfaceError, connections
 
 from .. import clock, joblog, signals
-from ..conf import WorkerGroup, jobs_settings
+from ..conf import WorkerGroup, jobs_settings, use_database
 from ..context import JobContext
 from ..executor import Call, Interrupted, outcome_of, run_sync
 from ..pausing import claim_filter, paused_among
@@ -502,6 +502,8 @@ def run_worker(
     from .proctitle import prepare_worker_process
 
     group = groups[group_index]
+    # Claims, heartbeats, recovery and controls of this process: the group's database.
+    use_database(group.database)
     supervisor_pid = prepare_worker_process(group, worker_id)
     worker = Worker(group, worker_id, workoff=workoff, instance=instance)
     worker.supervisor_pid = supervisor_pid

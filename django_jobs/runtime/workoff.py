@@ -8,7 +8,7 @@ import time
 from typing import TextIO
 
 from .. import clock
-from ..conf import jobs_settings
+from ..conf import jobs_settings, use_database
 from ..models import Job
 from ..recurring.scheduler import refuse_invalid_schedules, run_due
 from ..storage import OUTCOME_FAILED, OUTCOME_RETRY, Outcome, use_worker_connections
@@ -60,7 +60,6 @@ def workoff(queue: str | None = None, stream: TextIO = sys.stderr) -> Progress:
     """Run every job ready now with the configured worker groups, one group at a time."""
     refuse_invalid_schedules()
     settings = jobs_settings()
-    alias = settings.database
     groups = [g for g in settings.workers if queue is None or g.serves(queue)]
     if queue is not None:
         from dataclasses import replace
@@ -70,17 +69,26 @@ def workoff(queue: str | None = None, stream: TextIO = sys.stderr) -> Progress:
     # dead workers held (unstarted jobs at once, started ones after their back-off) and
     # jobs past their deadline, as a resident worker's lifeline would.
     use_worker_connections()
-    recovered = recover_all()
-    if recovered:
-        stream.write(f"[jobs] workoff: recovered {recovered} job(s) of dead workers\n")
-    # ...and enqueues the due ticks of recurring schedules, so that a cron-driven workoff
-    # gets them too (once each, whatever else runs a scheduler meanwhile).
-    ticks = run_due()
-    if ticks:
-        stream.write(f"[jobs] workoff: enqueued {ticks} recurring job(s)\n")
-    ready = Job.objects.using(alias).ready(clock.now())
-    progress = Progress(ready.count(), stream)
-    for group in groups:
-        worker = Worker(group, f"workoff-{os.getpid()}", workoff=True, on_outcome=progress)
-        worker.run()
+    try:
+        for alias in settings.databases:  # each database as its own workers see it
+            use_database(alias)
+            recovered = recover_all()
+            if recovered:
+                stream.write(f"[jobs] workoff: recovered {recovered} job(s) of dead workers\n")
+        use_database(None)
+        # ...and enqueues the due ticks of recurring schedules, so that a cron-driven
+        # workoff gets them too (once each, whatever else runs a scheduler meanwhile).
+        ticks = run_due()
+        if ticks:
+            stream.write(f"[jobs] workoff: enqueued {ticks} recurring job(s)\n")
+        now = clock.now()
+        ready = sum(Job.objects.using(alias).ready(now).count() for alias in settings.databases)
+        progress = Progress(ready, stream)
+        for alias in settings.databases:
+            use_database(alias)
+            for group in (g for g in groups if g.database == alias):
+                worker = Worker(group, f"workoff-{os.getpid()}", workoff=True, on_outcome=progress)
+                worker.run()
+    finally:
+        use_database(None)
     return progress

@@ -57,7 +57,7 @@ def use_worker_connections() -> None:
     global _worker_process
     _worker_process = True
     for connection in connections.all(initialized_only=True):
-        if connection.alias == jobs_settings().database and connection.connection is not None:
+        if connection.alias in jobs_settings().databases and connection.connection is not None:
             _configure_worker_connection(connection)
 
 
@@ -89,7 +89,7 @@ def get_storage(alias: str | None = None) -> Storage:
 
 def configure_new_connection(sender, connection, **kwargs) -> None:
     """``connection_created`` receiver: give the jobs database what workers need."""
-    if connection.alias != jobs_settings().database:
+    if connection.alias not in jobs_settings().databases:
         return
     if connection.vendor == "sqlite":
         from .sqlite import configure_connection
