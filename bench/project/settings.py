@@ -34,6 +34,12 @@ if ENGINE == "postgres":
             "CONN_MAX_AGE": None,
         }
     }
+    # BENCH_PG_PORT: through a pooler listening there (the PgBouncer row of
+    # docs/performance.md); BENCH_LISTEN_DIRECT=1 keeps LISTEN on a direct alias.
+    if os.environ.get("BENCH_PG_PORT"):
+        DATABASES["direct"] = dict(DATABASES["default"])
+        DATABASES["default"]["PORT"] = int(os.environ["BENCH_PG_PORT"])
+        DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
 elif ENGINE == "mysql":
     DATABASES = {
         "default": {
@@ -71,6 +77,9 @@ JOBS = {
         }
     ],
 }
+
+if os.environ.get("BENCH_LISTEN_DIRECT"):
+    JOBS["LISTEN_DATABASE"] = "direct"
 
 LOGGING = {
     "version": 1,
