@@ -77,6 +77,12 @@ def through_pooler(port: int, groups: list[dict], listen: str = "") -> dict[str,
     }
 
 
+def supervise(jobs_cmd, env: dict[str, str]):
+    """``jobs work`` through the pooler; ``jobs_cmd`` stops its workers at teardown too
+    (they live in sessions of their own), before the PgBouncer stops."""
+    return jobs_cmd("jobs", "work", **env)
+
+
 def test_the_pooler_is_detected_and_a_direct_connection_is_not(transactional_db, pgbouncer_port):
     with pooled_alias(pgbouncer_port) as alias:
         assert behind_pooler(connections[alias])
@@ -123,11 +129,11 @@ def test_lock_waits_are_bounded_per_transaction_behind_the_pooler(transactional_
 
 
 def test_workers_claim_and_complete_what_enqueuers_store_through_the_pooler(
-    pgbouncer_port, processes
+    pgbouncer_port, jobs_cmd, processes
 ):
     groups = [{"QUEUE": "*", "COUNT": 2, "MAX_ATTEMPTS": 3, "SLEEP_DELAY": 0.5, "THREADS": 2}]
     env = through_pooler(pgbouncer_port, groups)
-    worker = processes("jobs", "work", env=env)
+    worker = supervise(jobs_cmd, env)
     enqueuer = processes("shell", "-c", ENQUEUE, env=env)
     assert enqueuer.wait(60) == 0, enqueuer.output()
     keys = {f"bulk{n}" for n in range(200)} | {f"one{n}" for n in range(40)}
@@ -144,9 +150,11 @@ def test_workers_claim_and_complete_what_enqueuers_store_through_the_pooler(
     assert "django_jobs.W172" in worker.output()  # no LISTEN_DATABASE: told why it polls
 
 
-def test_idle_workers_behind_the_pooler_poll_instead_of_missing_new_jobs(pgbouncer_port, processes):
+def test_idle_workers_behind_the_pooler_poll_instead_of_missing_new_jobs(
+    pgbouncer_port, jobs_cmd, processes
+):
     groups = [{"QUEUE": "*", "COUNT": 1, "SLEEP_DELAY": 60}]
-    worker = processes("jobs", "work", env=through_pooler(pgbouncer_port, groups))
+    worker = supervise(jobs_cmd, through_pooler(pgbouncer_port, groups))
     wait_until(lambda: WorkerRow.objects.exists(), what="the worker to register")
     wait_until(lambda: "django_jobs.W172" in worker.output(), what="the polling warning")
     for n in range(3):
@@ -155,10 +163,12 @@ def test_idle_workers_behind_the_pooler_poll_instead_of_missing_new_jobs(pgbounc
         wait_until(lambda n=n: Execution.objects.filter(key=f"polled{n}").exists(), timeout=15)
 
 
-def test_listen_database_keeps_notify_wake_ups_behind_the_pooler(pgbouncer_port, processes):
+def test_listen_database_keeps_notify_wake_ups_behind_the_pooler(
+    pgbouncer_port, jobs_cmd, processes
+):
     groups = [{"QUEUE": "*", "COUNT": 1, "SLEEP_DELAY": 60}]
     env = through_pooler(pgbouncer_port, groups, listen="direct")
-    worker = processes("jobs", "work", env=env)
+    worker = supervise(jobs_cmd, env)
     wait_until(lambda: WorkerRow.objects.exists(), what="the worker to register")
     # Enqueued through the pooler: the NOTIFY rides on the insert, LISTEN is direct.
     enqueuer = processes("shell", "-c", ENQUEUE, env=env)

@@ -38,8 +38,8 @@ def routed():
         yield
 
 
-def test_each_group_claims_from_its_database_and_runs_every_job_once(processes, routed):
-    supervisor = processes("jobs", "work", env=ENV)
+def test_each_group_claims_from_its_database_and_runs_every_job_once(jobs_cmd, routed):
+    supervisor = jobs_cmd("jobs", "work", **ENV)
     wait_until(
         lambda: WorkerRow.objects.using("jobs2").count() == 2 and WorkerRow.objects.count() == 1,
         what="each group's workers to register in its own database",
@@ -68,8 +68,8 @@ def test_each_group_claims_from_its_database_and_runs_every_job_once(processes, 
     assert not reports_pids & plain_pids, "a worker of one group ran the other's queue"
 
 
-def test_status_shows_the_workers_and_queues_of_every_database(processes, routed):
-    processes("jobs", "work", env=ENV)
+def test_status_shows_the_workers_and_queues_of_every_database(jobs_cmd, processes, routed):
+    jobs_cmd("jobs", "work", **ENV)
     wait_until(lambda: WorkerRow.objects.using("jobs2").count() == 2, what="jobs2 workers")
     later(jobs.record, ["later-report"], queue="reports", wait=3600)
     status = processes("jobs", "status", env=ENV)
