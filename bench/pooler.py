@@ -62,7 +62,8 @@ def main(argv: list[str] | None = None) -> None:
                 into.setdefault("p50", []).append(pickup["p50_ms"])
                 into.setdefault("p99", []).append(pickup["p99_ms"])
                 print(mode, json.dumps({k: v[-1] for k, v in into.items()}), flush=True)
-    print("\n| mode | drain, 1 process (jobs/s) | drain, 2 processes (jobs/s) | pickup p50 / p99 (ms) |")
+    print("\n| mode | drain, 1 process (jobs/s) | drain, 2 processes (jobs/s) |", end="")
+    print(" pickup p50 / p99 (ms) |")
     print("|---|---:|---:|---:|")
     for mode in MODES:
         med = {key: statistics.median(values) for key, values in results[mode].items()}
