@@ -18,7 +18,7 @@ from tests.processes.embedded.jobs import probe  # noqa: E402
 from tests.testapp.models import Execution  # noqa: E402
 
 
-def performed(key: str, deadline: float = 30.0) -> int:
+def performed(key: str, deadline: float = 60.0) -> int:
     end = time.monotonic() + deadline
     while time.monotonic() < end:
         row = Execution.objects.filter(key=key).first()
@@ -29,6 +29,10 @@ def performed(key: str, deadline: float = 30.0) -> int:
 
 
 embedded.start()
+# The worker has claimed, run and recorded a job (and imported what that takes) before the
+# fork: a thread in the middle of an import would leave the child that module's lock.
+probe.enqueue("fork-parent")
+parent_first = performed("fork-parent")
 connections.close_all()  # as a forking server does: no connection crosses the fork
 to_child_r, to_child_w = os.pipe()
 to_parent_r, to_parent_w = os.pipe()
@@ -48,9 +52,9 @@ if child == 0:
     os._exit(0)
 os.close(to_child_r)
 os.close(to_parent_w)
-# Only the parent's worker runs now (the child waits): it performs this job.
-probe.enqueue("fork-parent")
-performed("fork-parent")
+# Only the parent's worker runs now (the child waits): it performs this job too.
+probe.enqueue("fork-parent-after")
+performed("fork-parent-after")
 embedded.stop()
 os.write(to_child_w, b"x")
 _, status = os.waitpid(child, 0)
