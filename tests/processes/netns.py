@@ -14,6 +14,7 @@ when the test failed. ``bench/many_hosts.py`` uses it too.
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 import shutil
@@ -29,6 +30,7 @@ def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     return subprocess.run(["ip", *args], capture_output=True, text=True, check=check)
 
 
+@functools.cache
 def namespaces_available() -> str:
     """Why network namespaces cannot be used here, or "" when they can."""
     if sys.platform != "linux":
