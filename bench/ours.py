@@ -75,31 +75,37 @@ def enqueue(args) -> dict:
     setup_django(args.engine, args.db)
     from django_jobs import later, later_many
 
-    noop = jobs_module().noop
+    jobs = jobs_module()
+    noop = jobs.noop_typed if args.kind == "typed" else jobs.noop
+    call = jobs.typed_call if args.kind == "typed" else _plain_call
     n = args.jobs
     with lib.request_span():
-        return _enqueue(args, later, later_many, noop, n)
+        return _enqueue(args, later, later_many, noop, n, call)
 
 
-def _enqueue(args, later, later_many, noop, n: int) -> dict:
+def _plain_call(i: int) -> list:
+    return [i]
+
+
+def _enqueue(args, later, later_many, noop, n: int, call=_plain_call) -> dict:
     if args.scenario == "enqueue":
         start = time.perf_counter()
         for i in range(n):
-            later(noop, [i])
+            later(noop, call(i))
         seconds = time.perf_counter() - start
     else:
         start = time.perf_counter()
         for first in range(0, n, 1000):
-            later_many(noop, [[i] for i in range(first, min(n, first + 1000))])
+            later_many(noop, [call(i) for i in range(first, min(n, first + 1000))])
         seconds = time.perf_counter() - start
     return {"jobs": n, "seconds": seconds, "rate": n / seconds}
 
 
-def fill(definition, n: int) -> None:
+def fill(definition, n: int, call=_plain_call) -> None:
     from django_jobs import later_many
 
     for first in range(0, n, 1000):
-        later_many(definition, [[i] for i in range(first, min(n, first + 1000))])
+        later_many(definition, [call(i) for i in range(first, min(n, first + 1000))])
 
 
 def drain(args) -> dict:
@@ -111,9 +117,12 @@ def drain(args) -> dict:
     if args.kind == "limited":
         definition = limited_jobs().noop_limited
     else:
-        definition = {"noop": jobs.noop, "sleep": jobs.sleep10, "async": jobs.asleep10}[args.kind]
+        definition = {
+            "noop": jobs.noop, "sleep": jobs.sleep10, "async": jobs.asleep10,
+            "typed": jobs.noop_typed,
+        }[args.kind]  # fmt: skip
     with lib.request_span():
-        fill(definition, args.jobs)
+        fill(definition, args.jobs, jobs.typed_call if args.kind == "typed" else _plain_call)
     conn = lib.connect(args.engine, args.db)
     # Workers declare the limited job only for its own drain: any declared limit makes
     # every claim count slots, and the other drains measure the plain claim.
@@ -253,7 +262,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return cli.driver_args(
         argv,
         ["enqueue", "bulk", "drain", "scale", "memory", "latency"],
-        kinds=["noop", "sleep", "async", "limited"],
+        kinds=["noop", "sleep", "async", "limited", "typed"],
         options=[
             ("--threads", {"type": int, "default": 1}),
             ("--async-concurrency", {"type": int, "default": 10}),

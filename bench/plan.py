@@ -30,6 +30,12 @@ METRICS = {
         "jobs/s",
         None,
     ),
+    "enqueue_typed": (
+        "enqueue, one call per job, typed payload (datetime, Decimal, UUID, dataclass)",
+        "jobs/s",
+        None,
+    ),
+    "drain_typed": ("no-op drain, 1 worker process, typed payload", "jobs/s", None),
     "sleep_sync": ("10 ms sync jobs, best configuration", "jobs/s", None),
     "sleep_async": ("10 ms async jobs, best configuration", "jobs/s", None),
     "pickup": ("idle pickup latency p50 / p99", "ms", None),
@@ -190,6 +196,14 @@ def cases(
                  "--engine", engine],
             )
         )  # fmt: skip
+        # Beside enqueue_one and drain_1: the same with a typed payload (django_jobs.payloads).
+        out += [
+            Case("enqueue_typed", OURS, engine, ours.module,
+                 ["enqueue", "--jobs", str(jobs), "--kind", "typed", "--engine", engine]),
+            Case("drain_typed", OURS, engine, ours.module,
+                 ["drain", "--jobs", str(jobs), "--procs", "1", "--kind", "typed",
+                  "--engine", engine]),
+        ]  # fmt: skip
         if not smoke:
             big = Case(
                 "scale",

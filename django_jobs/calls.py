@@ -147,8 +147,9 @@ class _TaskCall:
     """What ``_new_job`` needs of a definition, for a task: Django binds no arguments
     at enqueue, and a call that does not fit fails its attempt with the TypeError."""
 
-    #: Tasks have no unique rule.
+    #: Tasks have no unique rule, and their arguments are plain JSON.
     unique = None
+    payload = None
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -182,6 +183,11 @@ def _new_job(
         )
     definition.check_arguments(args, kwargs)
     queue, priority, run_at = options
+    payload = definition.payload
+    typed: tuple[dict[int, Any], dict[str, Any]] | None = None
+    if payload is not None:
+        args, kwargs, *checked = payload.encode(args, kwargs)
+        typed = (checked[0], checked[1])
     # Scalars (nearly every argument) are stored as they are: only containers are walked.
     arg_list = list(args)
     for i, arg in enumerate(arg_list):
@@ -202,7 +208,9 @@ def _new_job(
         arg_list=arg_list,
         kwarg_dict=kwarg_dict,
     )
-    limit = concurrency_for(definition, queue, arg_list, kwarg_dict)
+    # Key callables get the arguments as the job will: typed ones in their types.
+    call = (arg_list, kwarg_dict) if typed is None else _as_called(arg_list, kwarg_dict, typed)
+    limit = concurrency_for(definition, queue, *call)
     if limit is not None:
         row = replace(row, concurrency_key=limit[0], concurrency_limit=limit[1])
     rate = rate_for(definition, queue, arg_list, kwarg_dict)
@@ -210,7 +218,7 @@ def _new_job(
         row = replace(row, rate_key=rate[0], rate_limit=rate[1])
     if definition.unique is None and unique_key is None:
         return row
-    key = key_for(definition, arg_list, kwarg_dict, unique_key)
+    key = key_for(definition, arg_list, kwarg_dict, unique_key, call=call)
     if key is None:
         return row
     rule = definition.unique or DEFAULT_RULE
@@ -218,6 +226,16 @@ def _new_job(
 
 
 _SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _as_called(
+    args: list[Any], kwargs: dict[str, Any], typed: tuple[dict[int, Any], dict[str, Any]]
+) -> tuple[list[Any], dict[str, Any]]:
+    args, kwargs = list(args), dict(kwargs)
+    for i, value in typed[0].items():
+        args[i] = value
+    kwargs.update(typed[1])
+    return args, kwargs
 
 
 def _as_stored(name: str, label: str, value: Any, path: str) -> Any:

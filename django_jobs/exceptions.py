@@ -75,6 +75,10 @@ class NotSerializable(JobsError, TypeError):
     """A job argument is not JSON-serialisable."""
 
 
+class InvalidArgument(JobsError, TypeError):
+    """A job argument does not match the type its parameter is annotated with."""
+
+
 class EventTooLarge(JobsError, ValueError):
     """The event's JSON is longer than an event may be (``django_jobs.events``)."""
 

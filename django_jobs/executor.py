@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 
 from . import backoff, clock, exceptions, joblog, registry, signals, tracing
@@ -21,6 +22,7 @@ from .conf import jobs_settings
 from .context import JobContext
 from .exceptions import (
     Discard,
+    InvalidArgument,
     JobNotRegistered,
     ResultNotSerializable,
     Retry,
@@ -92,6 +94,16 @@ class Call:
             definition.check_arguments(args, kwargs)
         except TypeError as exc:
             self.problem = f"TypeError: {exc} (the stored arguments no longer fit the function)"
+            self.problem_error = exc
+            return
+        try:
+            payload = definition.payload
+            if payload is not None:
+                args, kwargs = payload.decode(args, kwargs)
+        except (InvalidArgument, ImproperlyConfigured) as exc:
+            # Recorded like arguments that no longer fit: retried under the job's policy,
+            # since a worker of an older or newer release may read it (a rolling deploy).
+            self.problem = f"{type(exc).__name__}: {exc}"
             self.problem_error = exc
             return
         self.definition = definition

@@ -149,6 +149,15 @@ class JobDefinition(Generic[P, R]):
                 'settings.JOBS["SCHEDULE"] with "ARGS"/"KWARGS"'
             ) from None
 
+    @functools.cached_property
+    def payload(self) -> Any:
+        """How typed parameters are stored and read back (``django_jobs.payloads``), None
+        when the job has none. Built on first use and kept, so later calls pay nothing;
+        ``ImproperlyConfigured`` when a typed parameter cannot be handled."""
+        from .payloads import plan
+
+        return plan(self)
+
     def __repr__(self) -> str:
         return f"<JobDefinition {self.name} queue={self.queue!r} priority={self.priority}>"
 

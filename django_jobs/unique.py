@@ -125,11 +125,14 @@ def key_for(
     args: list[Any],
     kwargs: dict[str, Any],
     per_call: str | None = None,
+    call: tuple[list[Any], dict[str, Any]] | None = None,
 ) -> str | None:
     """The ``unique_key`` to store for a call, or None when the call is not unique.
 
     The stored key is a digest of the job's name and the identity, so identities of any
-    length fit the column and two jobs never collide on the same identity.
+    length fit the column and two jobs never collide on the same identity. ``args`` and
+    ``kwargs`` are as stored (JSON); ``call`` is the arguments as the job gets them (typed
+    parameters in their types), which a ``unique_key`` callable receives.
     """
     rule = definition.unique
     if per_call is not None:
@@ -139,7 +142,7 @@ def key_for(
     elif rule.key is None:
         identity = "call:" + _dumps(_bound(definition, args, kwargs))
     else:
-        value = call_key(rule.key, "unique_key", definition.name, args, kwargs)
+        value = call_key(rule.key, "unique_key", definition.name, *(call or (args, kwargs)))
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, str | int):

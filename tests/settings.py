@@ -10,7 +10,8 @@ import django
 BASE_DIR = Path(__file__).resolve().parent
 SECRET_KEY = "django_jobs-tests"
 DEBUG = False
-USE_TZ = True
+# DJANGO_JOBS_USE_TZ=0: worker processes of tests that run under USE_TZ = False.
+USE_TZ = os.environ.get("DJANGO_JOBS_USE_TZ", "1") == "1"
 TIME_ZONE = "UTC"
 ALLOWED_HOSTS = ["*"]
 

@@ -10,6 +10,7 @@ from . import (  # noqa: F401  (importing registers the checks)
     admin,
     cancelling,
     database,
+    declarations,
     embedded,
     events,
     limits,

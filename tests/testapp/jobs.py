@@ -9,6 +9,7 @@ from tests.testapp import (
     control_jobs,  # noqa: F401  (registers the unique and retry-policy jobs)
     limit_jobs,  # noqa: F401  (registers the jobs with concurrency limits)
     rate_jobs,  # noqa: F401  (registers the jobs with rate limits)
+    typed_jobs,  # noqa: F401  (registers the jobs with typed parameters)
 )
 from tests.testapp.models import Execution
 

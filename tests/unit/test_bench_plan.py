@@ -27,7 +27,8 @@ def test_each_system_gets_the_metrics_it_supports_on_its_engines():
         by_system.setdefault((case.system, case.engine), []).append(case.metric)
     shared = ["enqueue_one", "enqueue_bulk", "drain_1", "drain_2", "sleep_sync"]
     assert by_system[(plan.OURS, "mysql")] == [
-        *shared, "sleep_async", "pickup", "drain_limited", "scale", "memory",
+        *shared, "sleep_async", "pickup", "drain_limited", "enqueue_typed", "drain_typed",
+        "scale", "memory",
     ]  # fmt: skip
     assert by_system[(plan.TASKSDB, "sqlite")] == [
         "enqueue_one", "drain_1", "drain_2", "sleep_sync", "pickup",
