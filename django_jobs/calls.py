@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from . import clock, tags, tracing
 from .conf import jobs_settings
+from .discovery import check_enqueue
 from .exceptions import NotSerializable, UnknownQueue
 from .limits import for_call as concurrency_for
 from .models import Job
@@ -49,6 +50,8 @@ def store_call(
     batch: Any = None,
 ) -> Job:
     """Check one call of a registered job and store it; see ``scheduling.later``."""
+    if definition.declared_late:
+        check_enqueue(definition)
     options = _options(definition, wait, wait_until, queue, priority)
     if unique_key is not None:
         per_call_key(unique_key)
@@ -73,6 +76,8 @@ def store_calls(
     batch: Any = None,
 ) -> list[Job]:
     """Check every call of a registered job, then store them; see ``scheduling.later_many``."""
+    if definition.declared_late:
+        check_enqueue(definition)
     options = _options(definition, wait, wait_until, queue, priority)
     tag = tags.checked(tag)
     rows = []
@@ -147,9 +152,11 @@ class _TaskCall:
     """What ``_new_job`` needs of a definition, for a task: Django binds no arguments
     at enqueue, and a call that does not fit fails its attempt with the TypeError."""
 
-    #: Tasks have no unique rule, and their arguments are plain JSON.
+    #: Tasks have no unique rule, their arguments are plain JSON, and a worker imports
+    #: the task's module by its path (django_jobs.tasks).
     unique = None
     payload = None
+    declared_late = False
 
     def __init__(self, name: str) -> None:
         self.name = name

@@ -79,6 +79,10 @@ class InvalidArgument(JobsError, TypeError):
     """A job argument does not match the type its parameter is annotated with."""
 
 
+class JobNotImported(JobsError, LookupError):
+    """The job is declared in a module that workers do not import: they could not run it."""
+
+
 class EventTooLarge(JobsError, ValueError):
     """The event's JSON is longer than an event may be (``django_jobs.events``)."""
 

@@ -204,6 +204,16 @@ def plan(definition: Any) -> Payload | None:
     return Payload(definition.name, params, adapters)
 
 
+def as_stored(definition: Any, args: Any, kwargs: Any) -> tuple[Any, Any]:
+    """Expected arguments of ``definition`` (None: any) with the typed ones as stored:
+    what ``django_jobs.testing.assert_enqueued`` compares rows with."""
+    payload = getattr(definition, "payload", None)
+    if payload is None:
+        return args, kwargs
+    stored_args, stored_kwargs, *_ = payload.encode(list(args or ()), dict(kwargs or {}))
+    return (None if args is None else stored_args), (None if kwargs is None else stored_kwargs)
+
+
 def resolved_hints(func: Any, names: list[str]) -> dict[str, Any]:
     """The evaluated annotations of ``names``. One that cannot be evaluated (a name
     imported only under ``TYPE_CHECKING``) is left out: that parameter is plain JSON."""

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 from django.core.exceptions import AppRegistryNotReady, ImproperlyConfigured
 from django.utils.module_loading import autodiscover_modules
 
-from . import signals
+from . import discovery, names, signals
 from .backoff import resolve as resolve_backoff
 from .exceptions import JobNotRegistered, JobsNotReady, TaskNotAllowed
 from .hooks import checked as checked_hooks
@@ -35,8 +35,8 @@ DEFAULT_PRIORITY = 50
 _registry: dict[str, JobDefinition[Any, Any]] = {}
 
 #: Names of ``django.tasks`` rows (:mod:`django_jobs.tasks`) start with this; the rest is
-#: the task's module path.
-TASK_PREFIX = "django.tasks:"
+#: the task's module path. Reserved: ``@job`` refuses it (``django_jobs.names``).
+TASK_PREFIX = names.TASK_PREFIX
 
 #: Builds the definition that runs a ``django.tasks`` row (set by the app's ``ready()``:
 #: the tasks package builds on the executor, which cannot import it back).
@@ -133,6 +133,8 @@ class JobDefinition(Generic[P, R]):
         self.concurrency = concurrency_rule(self.name, concurrency, concurrency_key)
         #: The rate limit (``django_jobs.rates.RateRule``), or None.
         self.rate = rate_rule(self.name, rate_limit, rate_key)
+        #: Set by ``@job``: declared after Django loaded its apps (``django_jobs.discovery``).
+        self.declared_late = False
         functools.update_wrapper(self, func)  # type: ignore[arg-type]
 
     def _check_cron(self, cron: Any) -> None:
@@ -322,8 +324,14 @@ def job(
 def job(func: Callable[..., Any] | None = None, /, **options: Any) -> Any:
     """Declare a function as a job. Usable bare (``@job``) or with options (``@job(...)``)."""
 
+    if options.get("name") is not None:
+        names.checked(options["name"])
+
     def register(f: Callable[P, R]) -> JobDefinition[P, R]:
         definition = JobDefinition(f, **options)
+        discovery.check_declaration(definition.name, f)
+        #: Declared after Django loaded its apps: workers may not know it.
+        definition.declared_late = discovery.declared_late()
         existing = _registry.get(definition.name)
         if existing is not None and _origin(existing.func) != _origin(f):
             raise ImproperlyConfigured(

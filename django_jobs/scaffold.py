@@ -1,4 +1,5 @@
-"""``manage.py jobs new <app> <Name>``: write a job function and its test into an app.
+"""``manage.py jobs new [app] <Name | category:action>``: write a job function and its test
+into an app (with a typed parameter as an example when pydantic is installed).
 
 Everything is checked before anything is written, so a refusal leaves the app as it was.
 An existing ``jobs.py`` is appended to, never rewritten: only the two imports the new
@@ -16,12 +17,13 @@ from pathlib import Path
 
 from django.apps import AppConfig, apps
 
-from . import registry
+from . import names, registry
 from .conf import jobs_settings
 from .exceptions import UnknownQueue
+from .extras import installed
 
 JOB_TEMPLATE = '''
-@job(queue={queue})
+@job({options})
 def {func}(object_id: int) -> None:
     """{summary}.
 
@@ -36,11 +38,30 @@ def {func}(object_id: int) -> None:
     logging.getLogger(__name__).info("{func}(%r) ran", object_id)
 '''
 
+#: With pydantic installed (the ``[pydantic]`` extra), a typed parameter too.
+TYPED_JOB_TEMPLATE = '''
+@job({options})
+def {func}(object_id: int, requested_at: datetime) -> None:
+    """{summary}.
+
+    Runs in a worker once enqueued::
+
+        {func}.enqueue(object_id, timezone.now())
+
+    ``{func}.perform(object_id, timezone.now())`` runs it here and now instead.
+    Arguments are stored as JSON: pass ids and plain values rather than model instances.
+    An annotated parameter comes back as its type: ``requested_at`` is a ``datetime``
+    again (``date``, ``Decimal``, ``UUID``, enums and dataclasses work too). Make the work
+    safe to repeat: after an error or a crash the job runs again.
+    """
+    waited = (timezone.now() - requested_at).total_seconds()
+    logger = logging.getLogger(__name__)
+    logger.info("{func}(%r) ran %.1f s after it was asked for", object_id, waited)
+'''
+
 MODULE_HEADER = '''"""Background jobs of the {label} app: the @job functions that workers run."""
 
-import logging
-
-from django_jobs import job
+{imports}
 '''
 
 TEST_TEMPLATE = '''"""Tests of the {func} job."""
@@ -64,6 +85,34 @@ class {cls}JobTests(TestCase):
         self.assertEqual(result.succeeded, 1, result)
 '''
 
+TYPED_TEST_TEMPLATE = '''"""Tests of the {func} job."""
+
+from django.test import TestCase
+from django.utils import timezone
+
+from django_jobs.testing import assert_enqueued, run_jobs
+from {module} import {func}
+
+
+class {cls}JobTests(TestCase):
+    def test_perform_runs_the_job_here(self):
+        with self.assertLogs("{module}", "INFO") as logs:
+            {func}.perform(1, timezone.now())
+        self.assertIn("{func}(1) ran", logs.output[0])
+
+    def test_enqueued_job_runs(self):
+        requested_at = timezone.now()
+        {func}.enqueue(1, requested_at)
+        assert_enqueued({func}, [1, requested_at], count=1)
+        result = run_jobs()
+        self.assertEqual(result.succeeded, 1, result)
+'''
+
+#: What a generated job needs imported: (module, name) for ``from module import name``,
+#: (module, None) for ``import module``.
+IMPORTS = [("logging", None), ("django_jobs", "job")]
+TYPED_IMPORTS = [("datetime", "datetime"), ("django.utils", "timezone"), *IMPORTS]
+
 _WORD_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 
 
@@ -80,10 +129,15 @@ def function_name(name: str) -> str:
     return func
 
 
-def new_job(app_label: str, name: str, queue: str | None = None) -> list[str]:
-    """Add job ``name`` to the app's ``jobs.py`` and write its test; the paths written."""
+def new_job(app_label: str | None, name: str, queue: str | None = None) -> list[str]:
+    """Add job ``name`` to the app's ``jobs.py`` and write its test; the paths written.
+
+    ``name`` is a function name (``SendWelcomeEmail``) or a stable job name in the form
+    ``category:action`` (``emails:welcome``: the function is ``welcome``, declared with
+    ``name="emails:welcome"``); without ``app_label`` the category names the app.
+    """
+    job_name, func, app_label = _names(app_label, name)
     app = _app(app_label)
-    func = function_name(name)
     queue = _queue(queue)
     app_dir = Path(app.path)
     jobs_path = app_dir / "jobs.py"
@@ -93,21 +147,55 @@ def new_job(app_label: str, name: str, queue: str | None = None) -> list[str]:
     tree = _parse(jobs_path, source)
     if func in _top_level_names(tree) or f"{app.name}.jobs.{func}" in registry.all_jobs():
         raise ValueError(f"{jobs_path} already defines {func}: choose another name")
+    if job_name is not None and registry.find(job_name) is not None:
+        raise ValueError(f"a job named {job_name!r} is already registered: choose another name")
     test_path = _test_path(app_dir, func)
     if test_path.exists():
         raise ValueError(f"{test_path} already exists: remove it or choose another name")
 
+    typed = installed("pydantic")
     summary = func.replace("_", " ").strip().capitalize()
-    function = JOB_TEMPLATE.format(queue=json.dumps(queue), func=func, summary=summary)
+    options = f"queue={json.dumps(queue)}"
+    if job_name is not None:
+        options = f"name={json.dumps(job_name)}, {options}"
+    template = TYPED_JOB_TEMPLATE if typed else JOB_TEMPLATE
+    function = template.format(options=options, func=func, summary=summary)
+    imports = TYPED_IMPORTS if typed else IMPORTS
     if source is None:
-        text = MODULE_HEADER.format(label=app.label) + "\n" + function
+        text = (
+            MODULE_HEADER.format(label=app.label, imports=_import_block(imports)) + "\n" + function
+        )
     else:
-        text = _with_imports(source, tree).rstrip() + "\n\n" + function
+        text = _with_imports(source, tree, imports).rstrip() + "\n\n" + function
     cls = "".join(part.capitalize() for part in func.split("_"))
-    test = TEST_TEMPLATE.format(module=f"{app.name}.jobs", func=func, cls=cls)
+    test = (TYPED_TEST_TEMPLATE if typed else TEST_TEMPLATE).format(
+        module=f"{app.name}.jobs", func=func, cls=cls
+    )
     jobs_path.write_text(text, encoding="utf-8")
     test_path.write_text(test, encoding="utf-8")
     return [str(jobs_path), str(test_path)]
+
+
+def _names(app_label: str | None, name: str) -> tuple[str | None, str, str]:
+    """(the job's stable name or None, the function's name, the app's label)."""
+    if ":" not in name:
+        if app_label is None:
+            raise ValueError(
+                f"name the app: jobs new APP {name}, or give a category:action name "
+                "whose category is an app label (jobs new emails:welcome)"
+            )
+        return None, function_name(name), app_label
+    job_name = names.checked(name)
+    category, action = job_name.split(":")[0], job_name.split(":")[-1]
+    func = function_name(re.sub(r"[^0-9A-Za-z_]", "_", action))
+    if app_label is None:
+        if category not in {app.label for app in apps.get_app_configs()}:
+            raise ValueError(
+                f"no installed app has the label {category!r} (the category of "
+                f"{job_name!r}): name the app, jobs new APP {job_name}"
+            )
+        app_label = category
+    return job_name, func, app_label
 
 
 def _app(label: str) -> AppConfig:
@@ -151,15 +239,26 @@ def _top_level_names(tree: ast.Module) -> set[str]:
     return names
 
 
-def _with_imports(source: str, tree: ast.Module) -> str:
-    """``source`` with ``import logging`` and ``from django_jobs import job`` if missing."""
+def _import_block(imports: list[tuple[str, str | None]]) -> str:
+    plain = [f"import {module}" for module, name in imports if name is None]
+    froms = [f"from {module} import {name}" for module, name in imports if name is not None]
+    stdlib = [line for line in plain + froms if not line.startswith("from django")]
+    django = [line for line in froms if line.startswith("from django")]
+    return "\n\n".join("\n".join(group) for group in (stdlib, django) if group) + "\n"
+
+
+def _with_imports(source: str, tree: ast.Module, imports: list[tuple[str, str | None]]) -> str:
+    """``source`` with the ``imports`` it lacks, after its leading docstring and imports."""
     missing = []
-    if not _imports(tree, lambda n: isinstance(n, ast.Import), "logging"):
-        missing.append("import logging")
-    if not _imports(
-        tree, lambda n: isinstance(n, ast.ImportFrom) and n.module == "django_jobs", "job"
-    ):
-        missing.append("from django_jobs import job")
+    for module, name in imports:
+        if name is None:
+            present = _imports(tree, lambda n: isinstance(n, ast.Import), module)
+        else:
+            present = _imports(
+                tree, lambda n, m=module: isinstance(n, ast.ImportFrom) and n.module == m, name
+            )
+        if not present:
+            missing.append(f"import {module}" if name is None else f"from {module} import {name}")
     if not missing:
         return source
     # After the docstring and the imports the module starts with, where imports belong.

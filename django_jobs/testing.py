@@ -26,13 +26,14 @@ from asgiref.sync import async_to_sync
 from django.db import DatabaseError, connections, transaction
 from django.db.models import Max, QuerySet
 
-from . import clock, signals, tracing
+from . import clock, registry, signals, tracing
 from .conf import jobs_settings
 from .context import JobContext
 from .exceptions import UnknownQueue
 from .executor import Call, after_perform, before_perform, outcome_of
 from .models import Job
 from .pausing import claim_filter
+from .payloads import as_stored
 from .registry import JobDefinition
 from .storage import (
     OUTCOME_FAILED,
@@ -344,6 +345,7 @@ def _as_stored(value: Any, kind: str) -> Any:
 class _Expectation:
     def __init__(self, job: Any, args: Any, kwargs: Any, queue: str | None) -> None:
         self.name = _job_name(job)
+        args, kwargs = as_stored(registry.find(self.name), args, kwargs)  # typed payloads
         self.args = None if args is None else _as_stored(list(args), "args")
         self.kwargs = None if kwargs is None else _as_stored(dict(kwargs), "kwargs")
         self.queue = queue

@@ -120,7 +120,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
 ]
-ROOT_URLCONF = "tests.urls"
+# DJANGO_JOBS_ROOT_URLCONF: a process test's URLconf (tests of django_jobs.discovery).
+ROOT_URLCONF = os.environ.get("DJANGO_JOBS_ROOT_URLCONF", "tests.urls")
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",

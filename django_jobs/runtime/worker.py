@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 from django.db import DatabaseError, InterfaceError, connections
 
-from .. import clock, joblog, signals
+from .. import clock, discovery, joblog, signals
 from ..conf import WorkerGroup, jobs_settings, use_database
 from ..context import JobContext
 from ..executor import Call, Interrupted, outcome_of, run_sync
@@ -504,6 +504,9 @@ def run_worker(
     group = groups[group_index]
     # Claims, heartbeats, recovery and controls of this process: the group's database.
     use_database(group.database)
+    # Every worker knows the jobs declared while Django loaded: one declared later, by a
+    # running job's import, would be known here and nowhere else.
+    discovery.seal(f"worker {worker_id} of group {group_index}")
     supervisor_pid = prepare_worker_process(group, worker_id)
     worker = Worker(group, worker_id, workoff=workoff, instance=instance)
     worker.supervisor_pid = supervisor_pid

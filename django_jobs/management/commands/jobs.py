@@ -78,8 +78,13 @@ class Command(BaseCommand):
         p.add_argument("--noinput", "--no-input", action="store_false", dest="interactive")
 
     def args_new(self, p):
-        p.add_argument("app", help="app label")
-        p.add_argument("name", help="job name, e.g. SendWelcomeEmail")
+        p.add_argument("app", help="app label (or, alone, a category:action name)")
+        p.add_argument(
+            "name",
+            nargs="?",
+            help="job name: SendWelcomeEmail, or category:action (emails:welcome), the "
+            "stable form; alone, its category is the app label",
+        )
         p.add_argument("--queue", default=None)
 
     def args_prune(self, p):
@@ -144,9 +149,11 @@ class Command(BaseCommand):
                 return
         self.stdout.write(f"Deleted {clear_jobs()} jobs.")
 
-    def do_new(self, app, name, queue=None, **_):
+    def do_new(self, app, name=None, queue=None, **_):
         from django_jobs.scaffold import new_job
 
+        if name is None:  # jobs new emails:welcome
+            app, name = None, app
         for path in new_job(app, name, queue=queue):
             self.stdout.write(f"wrote {path}")
 

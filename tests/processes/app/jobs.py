@@ -115,3 +115,13 @@ def on_host(context, key, first=0.1, again=0.1):
     Execution.objects.create(
         key=key, job_id=context.attempt, pid=os.getpid(), started=started, ended=time.time()
     )
+
+
+@job(max_attempts=1)
+def declares_a_job(key):
+    """Imports a module that declares a job, in the worker: refused there."""
+    import importlib
+
+    Execution.objects.create(key=f"{key}:start", pid=os.getpid())
+    importlib.import_module("tests.processes.app.lazy_jobs")
+    Execution.objects.create(key=key, pid=os.getpid())
