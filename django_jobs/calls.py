@@ -190,11 +190,9 @@ def _new_job(
         )
     definition.check_arguments(args, kwargs)
     queue, priority, run_at = options
-    payload = definition.payload
-    typed: tuple[dict[int, Any], dict[str, Any]] | None = None
-    if payload is not None:
-        args, kwargs, *checked = payload.encode(args, kwargs)
-        typed = (checked[0], checked[1])
+    typed = None
+    if definition.payload is not None:
+        args, kwargs, *typed = definition.payload.encode(args, kwargs)
     # Scalars (nearly every argument) are stored as they are: only containers are walked.
     arg_list = list(args)
     for i, arg in enumerate(arg_list):
@@ -216,8 +214,12 @@ def _new_job(
         kwarg_dict=kwarg_dict,
     )
     # Key callables get the arguments as the job will: typed ones in their types.
-    call = (arg_list, kwarg_dict) if typed is None else _as_called(arg_list, kwarg_dict, typed)
-    limit = concurrency_for(definition, queue, *call)
+    if typed is None:
+        call = None
+        limit = concurrency_for(definition, queue, arg_list, kwarg_dict)
+    else:
+        call = _as_called(arg_list, kwarg_dict, typed)
+        limit = concurrency_for(definition, queue, *call)
     if limit is not None:
         row = replace(row, concurrency_key=limit[0], concurrency_limit=limit[1])
     rate = rate_for(definition, queue, arg_list, kwarg_dict)
@@ -236,7 +238,7 @@ _SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 def _as_called(
-    args: list[Any], kwargs: dict[str, Any], typed: tuple[dict[int, Any], dict[str, Any]]
+    args: list[Any], kwargs: dict[str, Any], typed: list[dict[Any, Any]]
 ) -> tuple[list[Any], dict[str, Any]]:
     args, kwargs = list(args), dict(kwargs)
     for i, value in typed[0].items():
