@@ -50,8 +50,6 @@ def store_call(
     batch: Any = None,
 ) -> Job:
     """Check one call of a registered job and store it; see ``scheduling.later``."""
-    if definition.declared_late:
-        check_enqueue(definition)
     options = _options(definition, wait, wait_until, queue, priority)
     if unique_key is not None:
         per_call_key(unique_key)
@@ -76,8 +74,6 @@ def store_calls(
     batch: Any = None,
 ) -> list[Job]:
     """Check every call of a registered job, then store them; see ``scheduling.later_many``."""
-    if definition.declared_late:
-        check_enqueue(definition)
     options = _options(definition, wait, wait_until, queue, priority)
     tag = tags.checked(tag)
     rows = []
@@ -188,6 +184,8 @@ def _new_job(
         raise TypeError(
             f"kwargs of job {definition.name} must be a dict, not {type(kwargs).__name__}"
         )
+    if definition.declared_late:  # every way of enqueueing, batch callbacks included
+        check_enqueue(definition)
     definition.check_arguments(args, kwargs)
     queue, priority, run_at = options
     typed = None

@@ -40,24 +40,40 @@ _JSON_CONTAINERS = (
 _JSON_SCALARS = (str, int, float, bool, type(None))
 
 
-def is_plain(annotation: Any) -> bool:
+def is_plain(annotation: Any, typeddicts: bool = False) -> bool:
     """True when ``annotation`` names only JSON's own types: the argument is stored as it is
-    (tuples as lists, as for an unannotated parameter)."""
+    (tuples as lists, as for an unannotated parameter). With ``typeddicts`` (no pydantic to
+    validate them), a ``TypedDict`` whose fields are all JSON counts as JSON too."""
     if any(annotation is t for t in _JSON_TYPES) or isinstance(annotation, typing.TypeVar):
         return True
     supertype = getattr(annotation, "__supertype__", None)  # typing.NewType
     if supertype is not None:
-        return is_plain(supertype)
+        return is_plain(supertype, typeddicts)
     origin = get_origin(annotation)
     if origin is Annotated:
-        return is_plain(get_args(annotation)[0])
+        return is_plain(get_args(annotation)[0], typeddicts)
     if origin is Literal:
         return all(
             isinstance(v, _JSON_SCALARS) and not isinstance(v, Enum) for v in get_args(annotation)
         )
     if any(origin is o for o in _JSON_CONTAINERS):
-        return all(arg is Ellipsis or is_plain(arg) for arg in get_args(annotation))
+        return all(arg is Ellipsis or is_plain(arg, typeddicts) for arg in get_args(annotation))
+    if typeddicts and _is_typeddict(annotation):
+        try:
+            fields = typing.get_type_hints(annotation)
+        except Exception:
+            return False
+        return all(is_plain(field, typeddicts) for field in fields.values())
     return False
+
+
+def _is_typeddict(annotation: Any) -> bool:
+    # typing's and typing_extensions' TypedDicts alike (typing.is_typeddict knows its own).
+    return (
+        isinstance(annotation, type)
+        and issubclass(annotation, dict)
+        and hasattr(annotation, "__total__")
+    )
 
 
 class _Param:
@@ -179,6 +195,10 @@ def plan(definition: Any) -> Payload | None:
     if not typed:
         return None
     if not installed("pydantic"):
+        # What JSON holds as it is needs no pydantic: a TypedDict of JSON fields is a dict.
+        typed = {name: hint for name, hint in typed.items() if not is_plain(hint, True)}
+        if not typed:
+            return None
         listed = ", ".join(f"{name}: {_type_name(hint)}" for name, hint in typed.items())
         raise ImproperlyConfigured(
             f"job {definition.name} has parameters annotated with types beyond JSON "

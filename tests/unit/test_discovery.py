@@ -5,9 +5,9 @@ tests fake here: real processes are in tests/processes/test_discovery_processes.
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from django_jobs import JobNotImported, discovery, job, later, later_many, registry
+from django_jobs import JobNotImported, discovery, job, later, later_many, open_batch, registry
 from django_jobs.checks.declarations import check_jobs_workers_import
-from django_jobs.models import Job
+from django_jobs.models import Batch, Job
 from tests.testapp import jobs
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -36,14 +36,20 @@ def test_a_job_declared_after_django_loaded_is_refused_at_every_enqueue(outside_
         lambda: later(inline.name, ["a"]),
         lambda: later_many(inline, [["a"], ["b"]]),
     ]
+
+    @job(name="late:callback")
+    def callback(batch):
+        pass
+
+    calls.append(lambda: open_batch(on_success=callback))
     for call in calls:
         with pytest.raises(JobNotImported) as caught:
             call()
         message = str(caught.value)
-        assert message.startswith(f"job late:inline is declared in {__name__}, which was imported")
+        assert f"is declared in {__name__}, which was imported after Django loaded" in message
         assert "workers import each installed app's jobs.py when they start" in message
         assert "Move the job to an installed app's jobs.py" in message
-    assert not Job.objects.exists()
+    assert not Job.objects.exists() and not Batch.objects.exists()
     assert jobs.record.enqueue("declared in time").pk  # the others are unaffected
 
 

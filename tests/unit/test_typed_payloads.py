@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone as django_tz
+from typing_extensions import TypedDict
 
 from django_jobs import InvalidArgument, job, later, later_many
 from django_jobs.models import Job
@@ -34,6 +35,11 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 PARIS = ZoneInfo("Europe/Paris")
 ORDER_ID = uuid.UUID("6f1c1a52-3a53-4a8e-9d5c-2f0f1b9f6b11")
+
+
+class Point(TypedDict):
+    x: int
+    label: str
 
 
 def arguments() -> dict:
@@ -255,10 +261,17 @@ def test_without_pydantic_typed_parameters_are_refused_and_plain_ones_still_work
     def fine(amount: str, count: int = 0):
         pass
 
+    @job(name="typed:json-typeddict")
+    def json_dict(point: Point, points: list[Point] | None = None):
+        pass
+
     with pytest.raises(ImproperlyConfigured, match=r"pip install 'django-dbjobs\[pydantic\]'"):
         needs.enqueue(Decimal(1), "x")
     assert not Job.objects.exists()
     assert fine.enqueue("1.0").args == ["1.0"]
+    # A TypedDict of JSON fields is a dict JSON holds as it is: plain, unchecked.
+    assert json_dict.payload is None
+    assert json_dict.enqueue({"x": 1, "label": "a"}).args == [{"x": 1, "label": "a"}]
 
 
 def test_check_reports_typed_parameters_it_cannot_handle_and_unresolvable_annotations(
