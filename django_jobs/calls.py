@@ -212,15 +212,12 @@ def _new_job(
         kwarg_dict=kwarg_dict,
     )
     # Key callables get the arguments as the job will: typed ones in their types.
-    if typed is None:
-        call = None
-        limit = concurrency_for(definition, queue, arg_list, kwarg_dict)
-    else:
-        call = _as_called(arg_list, kwarg_dict, typed)
-        limit = concurrency_for(definition, queue, *call)
+    call = None if typed is None else _as_called(arg_list, kwarg_dict, typed)
+    key_args = call or (arg_list, kwarg_dict)
+    limit = concurrency_for(definition, queue, *key_args)
     if limit is not None:
         row = replace(row, concurrency_key=limit[0], concurrency_limit=limit[1])
-    rate = rate_for(definition, queue, arg_list, kwarg_dict)
+    rate = rate_for(definition, queue, *key_args)
     if rate is not None:
         row = replace(row, rate_key=rate[0], rate_limit=rate[1])
     if definition.unique is None and unique_key is None:
