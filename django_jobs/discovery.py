@@ -10,7 +10,8 @@ enqueued (:class:`JobNotImported`) and reported by ``manage.py check`` (E181). A
 process seals the registry when it starts: a job declared after that is refused at once.
 
 A test suite imports its test modules after Django is set up, and runs their jobs in its own
-process (``run_jobs``): while Django's test environment is set up, nothing is refused.
+process (``run_jobs``, or a worker run in-process): while Django's test environment is set
+up, nothing is refused.
 """
 
 from __future__ import annotations
@@ -38,8 +39,9 @@ def seal(why: str) -> None:
 
 
 def check_declaration(name: str, func: Any) -> None:
-    """Called by ``@job``: ``ImproperlyConfigured`` in a sealed process."""
-    if _sealed is None:
+    """Called by ``@job``: ``ImproperlyConfigured`` in a sealed process (not in tests, which
+    may run a worker in their own process: ``call_command("jobs", "worker", "--workoff")``)."""
+    if _sealed is None or in_tests():
         return
     raise ImproperlyConfigured(
         f"job {name} ({func.__module__}) is declared after this worker started "

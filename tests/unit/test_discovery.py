@@ -15,7 +15,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture
 def outside_tests(monkeypatch):
+    """As in a process outside Django's test environment that is no worker."""
     monkeypatch.setattr(discovery, "in_tests", lambda: False)
+    monkeypatch.setattr(discovery, "_sealed", None)  # an in-process worker ran before
 
 
 def test_jobs_declared_while_django_loads_are_not_late():
@@ -75,7 +77,7 @@ def test_check_reports_late_jobs_outside_tests_only(outside_tests, monkeypatch):
     assert check_jobs_workers_import() == []
 
 
-def test_a_sealed_registry_refuses_new_jobs(monkeypatch):
+def test_a_sealed_registry_refuses_new_jobs(monkeypatch, outside_tests):
     monkeypatch.setattr(discovery, "_sealed", "worker 1 of group 0")
     with pytest.raises(ImproperlyConfigured) as caught:
 
@@ -92,3 +94,13 @@ def test_a_sealed_registry_refuses_new_jobs(monkeypatch):
 
 def test_django_test_environment_is_seen():
     assert discovery.in_tests() is True
+
+
+def test_a_worker_run_in_a_test_process_leaves_the_registry_open(monkeypatch):
+    monkeypatch.setattr(discovery, "_sealed", "worker 0 of group 0")
+
+    @job(name="late:after-an-in-process-worker")
+    def declared():
+        pass
+
+    assert registry.find("late:after-an-in-process-worker") is declared
