@@ -110,6 +110,10 @@ def fill(definition, n: int, call=_plain_call) -> None:
 
 def drain(args) -> dict:
     big = args.scenario == "scale"
+    if args.kind == "limited":
+        # As in the workers: jobs.py declares noop_limited while Django loads (a job
+        # declared later could not be enqueued: django_jobs.discovery).
+        os.environ["BENCH_LIMITS"] = "1"
     setup_django(args.engine, args.db, fresh=not (big and extra_rows_ready(args)))
     if big and extra_rows(args) != EXTRA_ROWS:
         add_extra_rows(args.engine)
