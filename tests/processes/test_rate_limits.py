@@ -1,13 +1,14 @@
-"""Rate limits with four real worker processes, on each engine.
+"""Rate limits with real worker processes, on each engine.
 
 Workers keep succeeded rows here (``DELETE_SUCCESSFUL_JOBS: False``), so each job's
 ``started_at``, which its worker records when it starts the job, can be read back; every
 start is also a grant in the RateGrant table. The grants, which are what the database
-enforces, never put N + 1 in a window of the period and the margin. The recorded start
-times never put N + 1 in a window of the period less 0.1 s: the tolerance for the moment
-between a claim and the start on a loaded test machine (a grant may be stamped up to the
-margin before its claim; see docs/howto/rate-limits.md). The total time stays within
-15 % of the ideal. The workers are running when the jobs arrive, as in production.
+enforces, never put N + 1 in a window of the period and the margin: asserted exactly,
+whatever the load. How closely the recorded starts follow them, and how close the total
+time comes to the ideal, depend on how promptly a loaded machine runs the workers: these
+tests only check that the jobs were paced (not faster than the budget, not far slower);
+``bench/rate_limits.py`` measures both, with figures in docs/performance.md. The workers
+are running when the jobs arrive, as in production.
 """
 
 from __future__ import annotations
@@ -35,9 +36,15 @@ GROUP = {
     "QUEUE": "*", "COUNT": 1, "MAX_ATTEMPTS": 3, "SLEEP_DELAY": 0.5, "THREADS": 5,
     "DELETE_SUCCESSFUL_JOBS": False,
 }  # fmt: skip
-#: How much later than its claim a job may start (the scheduler ran other processes
-#: first) before the start-time check fails.
-START_TOLERANCE = 0.1
+#: How much sooner than the ideal schedule the last start may come: the grants are
+#: stamped up to half the margin before their claims.
+EARLY = 0.1
+
+
+def paced(span: float, ideal: float) -> bool:
+    """Not faster than the budget allows, and not far slower: a claim that re-granted the
+    jobs that came due late would stretch 10 s into 20 (the bench measures the rest)."""
+    return ideal - EARLY <= span <= 2 * ideal + 1.0
 
 
 def start_workers(processes, groups=(GROUP,), count=WORKERS):
@@ -91,11 +98,8 @@ def test_twenty_per_second_for_ten_seconds_never_exceeds_the_budget(processes):
     grants = grant_times(rate_jobs.paced.name)
     assert len(grants) >= 200
     assert tightest_window(grants, 20) >= 1.0 + margin(1.0) - 1e-3
-    assert tightest_window(starts, 20) >= 1.0 - START_TOLERANCE
-    # The pace: ten windows of 20, the first at once, so the ideal span of the starts is
-    # 9 s; the total stays within 15 % of it.
-    span = starts[-1] - starts[0]
-    assert 9.0 - START_TOLERANCE <= span <= 9.0 * 1.15, span
+    # Ten windows of 20, the first at once: the ideal span of the starts is 9 s.
+    assert paced(starts[-1] - starts[0], 9.0), starts[-1] - starts[0]
     # Several workers shared the budget.
     assert len(set(Execution.objects.values_list("pid", flat=True))) >= 2
 
@@ -110,9 +114,10 @@ def test_a_key_per_account_paces_each_account_on_its_own(processes):
     by_account = {account: start_times(rate_key=f"{name}:{account}") for account in "abc"}
     for account, starts in by_account.items():
         assert len(starts) == 10
-        assert tightest_window(starts, 5) >= 1.0 - START_TOLERANCE, account
-        # 10 jobs at 5/s: the second five wait a second for the first five, no more.
-        assert 1.0 - START_TOLERANCE <= starts[-1] - starts[0] <= 1.0 * 1.15 + 0.5, account
+        grants = grant_times(f"{name}:{account}")
+        assert tightest_window(grants, 5) >= 1.0 + margin(1.0) - 1e-3, account
+        # 10 jobs at 5/s: the second five wait a second for the first five.
+        assert paced(starts[-1] - starts[0], 1.0), account
     # The accounts ran side by side: all three started their first five at once.
     firsts = [starts[0] for starts in by_account.values()]
     assert max(firsts) - min(firsts) < 0.9
@@ -144,5 +149,5 @@ def test_a_queue_rate_limit_applies_to_every_job_of_the_queue(processes):
         wait_until(done(25), timeout=60, what="25 jobs to run")
         stop(workers)
     starts = start_times()
-    assert tightest_window(starts, 10) >= 1.0 - START_TOLERANCE
-    assert 2.0 - START_TOLERANCE <= starts[-1] - starts[0] <= 2.0 * 1.15 + 0.3
+    assert tightest_window(grant_times("queue:email"), 10) >= 1.0 + margin(1.0) - 1e-3
+    assert paced(starts[-1] - starts[0], 2.0)
