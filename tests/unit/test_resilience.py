@@ -105,12 +105,12 @@ def test_a_worker_survives_a_long_outage_and_writes_its_buffered_outcomes_afterw
         failures.append(count)
         return real_delay(count, base)
 
-    def record(outcomes, now):
+    def record(outcomes, now, **options):
         # The database is real; only the outcome writes find it gone, until the worker
         # has backed off OUTAGE times.
         if len(failures) < OUTAGE:
             raise OperationalError("simulated outage: server closed the connection")
-        return real_record(outcomes, now)
+        return real_record(outcomes, now, **options)
 
     monkeypatch.setattr(resilience, "backoff_delay", delay)
     monkeypatch.setattr(storage, "record", record)
