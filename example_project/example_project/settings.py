@@ -53,7 +53,8 @@ TEMPLATES = [
 DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
-        "NAME": BASE_DIR / "db.sqlite3",
+        # SHOP_DB: another file (tests run the site on one of their own).
+        "NAME": os.environ.get("SHOP_DB") or BASE_DIR / "db.sqlite3",
         # Web requests and workers write the same file: taking the write lock when a
         # transaction begins avoids "database is locked" on lock upgrades.
         "OPTIONS": {"transaction_mode": "IMMEDIATE"},
@@ -68,7 +69,7 @@ STATIC_URL = "static/"
 
 # Receipts are written as files instead of being sent, so the demo needs no mail server.
 EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
-EMAIL_FILE_PATH = BASE_DIR / "outbox"
+EMAIL_FILE_PATH = os.environ.get("SHOP_OUTBOX") or BASE_DIR / "outbox"
 DEFAULT_FROM_EMAIL = "shop@example.com"
 
 JOBS = {
