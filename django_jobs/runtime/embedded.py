@@ -78,9 +78,7 @@ class EmbeddedWorker(Worker):
         return free  # no prefetch: a job not running stays in the table
 
     def _has_slot(self, call: Call) -> bool:
-        if self.stopping.is_set() or self.db_suspect:
-            return False
-        return self._busy() < self.group.threads
+        return self._may_start(call) and self._busy() < self.group.threads
 
 
 class EmbeddedWatchdog(Watchdog):

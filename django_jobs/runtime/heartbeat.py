@@ -133,6 +133,25 @@ class HeartbeatThread(threading.Thread):
         self.group = group
         self.jobs_done = jobs_done
         self.stop_event = threading.Event()
+        #: When the last beat reached the database (``time.monotonic()``; registration
+        #: counts), and since when beats have come without a gap of ``trust`` seconds.
+        self.last_beat = self.trusted_since = time.monotonic()
+        #: Half the heartbeat timeout: others recover this process's claims only after a
+        #: whole timeout without a beat, so claims made since ``trusted_since`` are still
+        #: its own while the last beat is younger than this.
+        self.trust = jobs_settings().heartbeat_timeout / 2
+
+    def vouches_for(self, claimed_at: float) -> bool:
+        """Whether a job claimed at ``claimed_at`` (``time.monotonic()``) is still this
+        process's to start: no gap in the beats since, long enough for another worker to
+        have recovered it (a host cut off from the database, a process frozen)."""
+        return time.monotonic() - self.last_beat < self.trust and claimed_at >= self.trusted_since
+
+    def _beaten(self) -> None:
+        now = time.monotonic()
+        if now - self.last_beat >= self.trust:
+            self.trusted_since = now  # claims made before the gap may have been recovered
+        self.last_beat = now
 
     def run(self) -> None:
         from .lifeline import recover
@@ -149,6 +168,7 @@ class HeartbeatThread(threading.Thread):
             while not self.stop_event.wait(interval):
                 try:
                     beat(self.identity, self.group, self.jobs_done())
+                    self._beaten()
                     if reachable_since is None:
                         reachable_since = time.monotonic()
                     beats += 1

@@ -295,16 +295,24 @@ class Worker:
         return bool(claimed)
 
     def _has_slot(self, call: Call) -> bool:
-        if self.stopping.is_set() or self.db_suspect:
+        if not self._may_start(call):
             return False
-        not_before = call.claimed.not_before
-        if not_before is not None and not_before > time.time():
-            return False  # its rate limit granted it a start a moment from now
         if call.is_async:
             return self.asyncs.running < self.group.async_concurrency
         if self.threads is not None:
             return self.threads.running < self.group.threads
         return True
+
+    def _may_start(self, call: Call) -> bool:
+        """Whether a claimed job may start now, free slots aside."""
+        if self.stopping.is_set() or self.db_suspect:
+            return False
+        not_before = call.claimed.not_before
+        if not_before is not None and not_before > time.time():
+            return False  # its rate limit granted it a start a moment from now
+        # A claim made before a gap in the heartbeats may have been recovered and run
+        # elsewhere: the flusher gives such a job back (its claim token guards it).
+        return self.heartbeat.vouches_for(call.claimed_at)
 
     def _dispatch(self) -> None:
         while (call := self.ledger.start_next(self._has_slot)) is not None:
