@@ -78,22 +78,36 @@ def key_for(definition: Any, args: list[Any], kwargs: dict[str, Any]) -> str | N
     """The ``concurrency_key`` of a call of a job with a rule; a clear error when the
     callable fails or returns something that is not a key."""
     rule: ConcurrencyRule = definition.concurrency
-    if rule.key is None:
-        key = definition.name
+    return limit_key(definition, rule.key, "concurrency", args, kwargs, KEY_LENGTH)
+
+
+def limit_key(
+    definition: Any,
+    key: Callable[..., Any] | None,
+    kind: str,
+    args: list[Any],
+    kwargs: dict[str, Any],
+    length: int,
+) -> str:
+    """The key a call of a limited job counts against (``kind``: "concurrency" or
+    "rate"): the job's name, with what its ``<kind>_key`` callable returns for the call;
+    a clear error when the callable fails or returns something that is not a key."""
+    if key is None:
+        result = definition.name
     else:
-        value = call_key(rule.key, "concurrency_key", definition.name, args, kwargs)
+        value = call_key(key, f"{kind}_key", definition.name, args, kwargs)
         if isinstance(value, bool) or not isinstance(value, str | int) or value == "":
             raise TypeError(
-                f"concurrency_key of job {definition.name} must return a non-empty str or an "
-                f"int, not {value!r}"
+                f"{kind}_key of job {definition.name} must return a non-empty str or an int, "
+                f"not {value!r}"
             )
-        key = f"{definition.name}:{value}"
-    if len(key) > KEY_LENGTH:
+        result = f"{definition.name}:{value}"
+    if len(result) > length:
         raise ValueError(
-            f"the concurrency key of job {definition.name} is {len(key)} characters long; "
-            f"with the job's name it must fit in {KEY_LENGTH}"
+            f"the {kind} key of job {definition.name} is {len(result)} characters long; "
+            f"with the job's name it must fit in {length}"
         )
-    return key
+    return result
 
 
 def for_call(

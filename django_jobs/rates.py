@@ -29,8 +29,7 @@ from functools import lru_cache
 from typing import Any
 
 from .conf import jobs_settings
-from .limits import KEY_LENGTH, QUEUE_PREFIX
-from .unique import call_key
+from .limits import KEY_LENGTH, QUEUE_PREFIX, limit_key
 
 #: Length of the ``rate_limit`` column: a normalised rate such as ``5000/h``.
 RATE_LENGTH = 32
@@ -140,24 +139,9 @@ def rule(job_name: str, rate_limit: Any = None, rate_key: Any = None) -> RateRul
 
 def key_for(definition: Any, args: list[Any], kwargs: dict[str, Any]) -> str:
     """The rate key of a call of a job with a rule; a clear error when the callable fails
-    or returns something that is not a key."""
+    or returns something that is not a key. The ``LimitLock`` key adds ``rate:``."""
     rule: RateRule = definition.rate
-    if rule.key is None:
-        key = definition.name
-    else:
-        value = call_key(rule.key, "rate_key", definition.name, args, kwargs)
-        if isinstance(value, bool) or not isinstance(value, str | int) or value == "":
-            raise TypeError(
-                f"rate_key of job {definition.name} must return a non-empty str or an int, "
-                f"not {value!r}"
-            )
-        key = f"{definition.name}:{value}"
-    if len(key) + len(LOCK_PREFIX) > KEY_LENGTH:
-        raise ValueError(
-            f"the rate key of job {definition.name} is {len(key)} characters long; with the "
-            f"job's name it must fit in {KEY_LENGTH - len(LOCK_PREFIX)}"
-        )
-    return key
+    return limit_key(definition, rule.key, "rate", args, kwargs, KEY_LENGTH - len(LOCK_PREFIX))
 
 
 def for_call(
