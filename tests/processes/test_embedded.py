@@ -34,6 +34,13 @@ THREADS = 3
 LONG = "tests.processes.app.jobs.long_one"
 
 
+def _default_sigint() -> None:
+    """In the server's child process: Ctrl-C as a terminal gives it. A suite started in
+    the background by a non-interactive shell inherits SIGINT ignored, and Python then
+    installs no KeyboardInterrupt handler: runserver would never stop (seen in CI)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -70,7 +77,7 @@ class Server:
         )
         self.popen = subprocess.Popen(
             argv, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
+            stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_default_sigint,
         )  # fmt: skip
         wait_until(self._answers, timeout=30, what=f"{kind} answering")
 
