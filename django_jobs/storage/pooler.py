@@ -14,7 +14,6 @@ import logging
 from typing import Any
 
 from django.db import transaction
-from django.db.backends.postgresql.psycopg_any import is_psycopg3
 
 logger = logging.getLogger("django_jobs.worker")
 
@@ -35,6 +34,10 @@ def behind_pooler(connection: Any) -> bool:
     settings = connection.settings_dict
     key = (connection.alias, settings.get("HOST"), settings.get("PORT"), settings.get("NAME"))
     if key not in _pooled:
+        # Imported here: this module is read on every engine (system checks), and this
+        # one needs a PostgreSQL driver.
+        from django.db.backends.postgresql.psycopg_any import is_psycopg3
+
         connection.ensure_connection()
         raw = connection.connection
         announced = raw.info.backend_pid if is_psycopg3 else raw.get_backend_pid()
