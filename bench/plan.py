@@ -23,8 +23,8 @@ PG_ONLY = {PROCRASTINATE, PGQUEUER}
 METRICS = {
     "enqueue_one": ("enqueue, one call per job", "jobs/s", "insert_one"),
     "enqueue_bulk": ("enqueue, bulk 1,000 per call", "jobs/s", "insert_1000"),
-    "drain_1": ("no-op drain, 1 worker process", "jobs/s", "loop_10_p1"),
-    "drain_2": ("no-op drain, 2 worker processes", "jobs/s", "loop_10_p2"),
+    "drain_1": ("no-op drain, 1 worker process", "jobs/s", "loop_100_p1"),
+    "drain_2": ("no-op drain, 2 worker processes", "jobs/s", "loop_100_p2"),
     "drain_limited": (
         "no-op drain, 1 process, concurrency limit 1 per key on every job (100 keys)",
         "jobs/s",

@@ -19,6 +19,8 @@ FLOOR_STEPS = {
     "loop_1_p2": "worker loop claim 1 + delete 1, two processes",
     "loop_10_p1": "worker loop claim 10 + delete 10, one process",
     "loop_10_p2": "worker loop claim 10 + delete 10, two processes",
+    "loop_100_p1": "worker loop claim 100 + delete 100, one process",
+    "loop_100_p2": "worker loop claim 100 + delete 100, two processes",
 }
 SYSTEMS = (OURS, TASKSDB, PROCRASTINATE, PGQUEUER)
 ENGINE_NAMES = {"postgres": "PostgreSQL", "sqlite": "SQLite", "mysql": "MariaDB"}
@@ -186,11 +188,18 @@ def targets(summary: dict, floor: dict | None) -> list[tuple[str, str, str]]:
         return a / b if a and b else None
 
     for m in ("drain_1", "drain_2"):
-        r = ratio(_get(summary, "postgres", m, OURS), _get(summary, "postgres", m, PGQUEUER))
+        ours = _get(summary, "postgres", m, OURS)
+        r = ratio(ours, _get(summary, "postgres", m, PGQUEUER))
         if r is not None:
-            aim = "aim 1.5× met too" if r >= 1.5 else "aim 1.5× not met"
-            add(f"PostgreSQL {METRICS[m][0]}: ahead of pgqueuer (aim 1.5×)", f"×{r:.2f}; {aim}",
-                r >= 1.0)  # fmt: skip
+            add(f"PostgreSQL {METRICS[m][0]}: ≥ 3× pgqueuer", f"×{r:.2f}", r >= 3.0)
+        floor_key = METRICS[m][2]
+        r = ratio(ours, (floor or {}).get(floor_key))
+        if r is not None:
+            # The floor's loop is timed once connected; the drain counts start-up too.
+            steady = ratio(_get(summary, "postgres", m, OURS, "steady_rate"), floor[floor_key])
+            extra = f" (steady rate {100 * steady:.0f} %)" if steady else ""
+            add(f"PostgreSQL {METRICS[m][0]}: ≥ 80 % of the floor ({FLOOR_STEPS[floor_key]})",
+                f"{100 * r:.0f} %{extra}", r >= 0.8)  # fmt: skip
         for engine in ("sqlite", "mysql"):
             r = ratio(_get(summary, engine, m, OURS), _get(summary, engine, m, TASKSDB))
             if r is not None:
