@@ -14,6 +14,7 @@ the wall-clock rate:
 * the CPU time the client side spent per 1,000 jobs (the enqueuing driver and the worker
   processes: this process's reaped children);
 
+* the WAL the cluster wrote per job (read it on an idle machine too);
 * the PostgreSQL connections each worker process holds (its TCP connections to the
   server, sampled every 0.1 s during the drain; the enqueuing driver's are not counted).
 
@@ -66,6 +67,15 @@ def server_cpu() -> float:
         if postmaster:  # backends that exited were reaped by it
             total += times.children_user + times.children_system
     return total
+
+
+def wal_bytes() -> int:
+    """The cluster's WAL position in bytes (every database's writes, as CPU for the cluster)."""
+    conn = lib.connect("postgres", "postgres")
+    try:
+        return int(lib.scalar(conn, "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')"))
+    finally:
+        conn.close()
 
 
 def children_cpu() -> float:
@@ -129,15 +139,15 @@ class Sampler(threading.Thread):
             roles.update(" ".join(by_port.get(port, "?").split()[:2]) for port in ports)
 
 
-def measure(jobs: int, batch: int, procs: int) -> tuple[float, float, float, dict, Sampler]:
-    """(PostgreSQL cluster CPU s, the bench database's backends' CPU s, client CPU s, the
-    drain's result, the sampler) of one ``bench.ours drain``: a fresh database, ``jobs``
-    enqueued in bulk, then drained."""
+def measure(jobs: int, batch: int, procs: int) -> tuple[float, float, float, int, dict, Sampler]:
+    """(PostgreSQL cluster CPU s, the bench database's backends' CPU s, client CPU s, WAL
+    bytes, the drain's result, the sampler) of one ``bench.ours drain``: a fresh database,
+    ``jobs`` enqueued in bulk, then drained."""
     command = [
         sys.executable, "-m", "bench.ours", "drain", "--engine", "postgres", "--db", DB,
         "--jobs", str(jobs), "--procs", str(procs), "--batch", str(batch), "--kind", "noop",
     ]  # fmt: skip
-    server_before, client_before = server_cpu(), children_cpu()
+    server_before, client_before, wal_before = server_cpu(), children_cpu(), wal_bytes()
     driver = subprocess.Popen(command, cwd=lib.REPO, stdout=subprocess.PIPE, text=True)
     sampler = Sampler(driver)
     sampler.start()
@@ -151,15 +161,17 @@ def measure(jobs: int, batch: int, procs: int) -> tuple[float, float, float, dic
     line = next(x for x in stdout.splitlines() if x.startswith(lib.RESULT_PREFIX))
     result = json.loads(line[len(lib.RESULT_PREFIX) :])
     backends = sum(sampler.backend_cpu.values())
-    return server_cpu() - server_before, backends, children_cpu() - client_before, result, sampler
+    client = children_cpu() - client_before
+    wal = wal_bytes() - wal_before
+    return server_cpu() - server_before, backends, client, wal, result, sampler
 
 
 def one(jobs: int, batch: int, procs: int, small: int) -> dict:
     """The cost of one job's enqueue (bulk) and run, as the difference between a drain of
     ``jobs`` and one of ``small`` jobs: what both spend alike (a new database, migrations,
     interpreters starting) cancels out."""
-    cluster, backends, client, result, sampler = measure(jobs, batch, procs)
-    cluster_small, backends_small, client_small, _, _ = measure(small, batch, procs)
+    cluster, backends, client, wal, result, sampler = measure(jobs, batch, procs)
+    cluster_small, backends_small, client_small, wal_small, _, _ = measure(small, batch, procs)
     n = jobs - small
     cluster_per_job = max(cluster - cluster_small, 1e-9) / n
     backend_per_job = max(backends - backends_small, 1e-9) / n
@@ -173,6 +185,7 @@ def one(jobs: int, batch: int, procs: int, small: int) -> dict:
         "backend_cpu_ms_per_1k": round(1e6 * backend_per_job, 1),
         "jobs_per_server_core": round(1 / backend_per_job),
         "client_cpu_ms_per_1k": round(1e6 * (client - client_small) / n, 1),
+        "wal_bytes_per_job": round((wal - wal_small) / n),
         "connections_per_process": max(sampler.held.values(), default=0),
         "connection_roles": roles,
     }
@@ -188,9 +201,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     rows = []
     print(
         "| batch | procs | jobs/s | PG backends CPU ms / 1k jobs | whole cluster |"
-        " jobs per PG core-second | worker CPU ms / 1k jobs | connections per process |"
+        " jobs per PG core-second | worker CPU ms / 1k jobs | WAL bytes / job |"
+        " connections per process |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for batch in (int(b) for b in args.batches.split(",")):
         for procs in (int(n) for n in args.procs.split(",")):
             row = one(args.jobs, batch, procs, args.small)
@@ -198,7 +212,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             print(
                 f"| {batch} | {procs} | {row['steady_rate']:,} | {row['backend_cpu_ms_per_1k']} |"
                 f" {row['cluster_cpu_ms_per_1k']} | {row['jobs_per_server_core']:,} |"
-                f" {row['client_cpu_ms_per_1k']} |"
+                f" {row['client_cpu_ms_per_1k']} | {row['wal_bytes_per_job']:,} |"
                 f" {row['connections_per_process']} |",
                 flush=True,
             )
