@@ -13,7 +13,7 @@ from django.db.models import Count, Min
 
 from django_jobs import later, later_many
 from django_jobs.models import Job
-from django_jobs.runtime.flusher import FLUSH_INTERVAL, HOLD_LIMIT
+from django_jobs.runtime.flusher import FLUSH_INTERVAL
 from tests.conftest import wait_until
 from tests.processes.app import jobs as process_jobs
 from tests.processes.conftest import group, live_workers
@@ -133,7 +133,9 @@ def test_random_kills_rerun_only_what_was_in_flight_or_just_finished(jobs_cmd):
 
 
 def test_jobs_behind_a_long_one_are_given_back_to_an_idle_worker(processes):
-    """69 ready jobs prefetched behind a 5 s one finish within a second on the other worker."""
+    """69 ready jobs prefetched behind an 8 s one are run by the other worker instead of
+    waiting for it (how soon is HOLD_LIMIT plus a claim: a figure for bench/, not a test)."""
+    blocker = 8.0
     workers = [
         processes("jobs", "worker", "--index", "0", "--id", str(i),
                   env={"DJANGO_JOBS_WORKERS": '[{"QUEUE": "*", "SLEEP_DELAY": 5}]'})
@@ -144,14 +146,14 @@ def test_jobs_behind_a_long_one_are_given_back_to_an_idle_worker(processes):
     later_many(jobs.record, [[f"warm{i}"] for i in range(200)])
     wait_until(lambda: not Job.objects.exists(), what="the warm-up")
     start = time.time()
-    later(jobs.slow, ["blocker"], {"seconds": 5})
+    later(jobs.slow, ["blocker"], {"seconds": blocker})
     later_many(jobs.record, [[f"short{i}"] for i in range(69)])
     wait_until(
         lambda: Execution.objects.filter(key__startswith="short").count() == 69,
-        timeout=10, what="the short jobs",
+        timeout=blocker, what="the short jobs, before the long one ends",
     )  # fmt: skip
     last = max(Execution.objects.filter(key__startswith="short").values_list("ended", flat=True))
-    print(f"69 short jobs behind a 5 s one done {last - start:.3f} s after enqueue")
-    assert last - start < 1.0, f"the short jobs took {last - start:.2f} s (HOLD_LIMIT {HOLD_LIMIT})"
+    print(f"69 short jobs behind an {blocker:.0f} s one done {last - start:.3f} s after enqueue")
+    assert last - start < blocker - 1, f"the short jobs waited: {last - start:.2f} s"
     for worker in workers:
         worker.signal(signal.SIGTERM)
