@@ -7,6 +7,8 @@ import time
 from django_jobs import job
 from tests.testapp.models import Execution
 
+NOTED_TIMEOUT = 600
+
 
 @job(takes_context=True, queue="slow")
 def cooperative(context, key, limit=60.0):
@@ -125,3 +127,15 @@ def declares_a_job(key):
     Execution.objects.create(key=f"{key}:start", pid=os.getpid())
     importlib.import_module("tests.processes.app.lazy_jobs")
     Execution.objects.create(key=key, pid=os.getpid())
+
+
+@job(max_attempts=3, takes_context=True, timeout=NOTED_TIMEOUT)
+def noted(context, key, seconds=0.005):
+    """Notes when its worker started it in the file DJANGO_JOBS_START_LOG (not in the
+    database: a start must show even when its worker cannot reach the database), then
+    sleeps. The worker's start, not this line's: a process frozen between the two would
+    note a later time. It is the deadline less the timeout, on the wall clock."""
+    started = context.deadline - NOTED_TIMEOUT + (time.time() - time.monotonic())
+    with open(os.environ["DJANGO_JOBS_START_LOG"], "a") as log:
+        log.write(f"{key} {os.getpid()} {started} {context.job_id} {context.attempt}\n")
+    time.sleep(seconds)
