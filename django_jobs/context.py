@@ -26,6 +26,8 @@ class JobContext:
     report: Callable[[int, str], Future | None] | None = None
     #: Submits an event (JSON text) for the job's channel; returns its future.
     publisher: Callable[[str], Future | None] | None = None
+    #: The alias of the jobs database that holds the job's row (None: not stored).
+    database: str | None = None
 
     #: ``should_stop()`` turns true this many seconds before the timeout.
     TIMEOUT_MARGIN = 1.0

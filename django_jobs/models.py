@@ -272,7 +272,7 @@ class Job(models.Model):
         job's), valid for ``JOBS["EVENTS"]["TOKEN_MAX_AGE"]`` seconds."""
         from .events.tokens import signed_job_token
 
-        return signed_job_token(self.pk)
+        return signed_job_token(self.pk, using=self._state.db)
 
     @property
     def events_url(self) -> str:

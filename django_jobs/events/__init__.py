@@ -12,7 +12,8 @@ channels from a web process.
         ...
 
 A job's progress (``context.progress()``) is published on its channel (``job:<id>``), and
-so is its outcome when it is declared ``@job(events=True)``. PostgreSQL delivers events
+so is its outcome when it is declared ``@job(events=True)``, in the jobs database that
+holds the job (a queue may live in a database of its own). PostgreSQL delivers events
 with LISTEN/NOTIFY; SQLite and MySQL/MariaDB through a small events table that
 subscribers poll and pruning empties (``JOBS["EVENTS"]``). The ready-made Server-Sent
 Events view of one job is in ``django_jobs.events.views``, authorised by
@@ -25,10 +26,11 @@ import json
 from typing import Any
 
 from .. import clock
+from ..conf import jobs_settings
 from ..exceptions import EventTooLarge
 from ..storage import get_storage, job_channel
 from .hub import Event, Subscription, subscribe
-from .tokens import job_id_from_token, signed_job_token
+from .tokens import job_from_token, job_id_from_token, signed_job_token
 
 __all__ = [
     "MAX_CHANNEL_LENGTH",
@@ -38,6 +40,7 @@ __all__ = [
     "Subscription",
     "encode",
     "job_channel",
+    "job_from_token",
     "job_id_from_token",
     "publish",
     "signed_job_token",
@@ -78,9 +81,13 @@ def encode(channel: str, payload: dict[str, Any]) -> str:
 def publish(channel: str, payload: dict[str, Any], *, using: str | None = None) -> None:
     """Publish ``payload`` (a small JSON object) on ``channel``.
 
-    On this thread's connection to the jobs database: inside a transaction, subscribers
-    get the event when it commits, and never if it rolls back (like an enqueue). Raises
+    On this thread's connection to the jobs database ``using`` (default:
+    ``JOBS["DATABASE"]``; subscribers listen to one database, so publish where they
+    subscribe): inside a transaction, subscribers get the event when it commits, and
+    never if it rolls back (like an enqueue). Raises
     :class:`EventTooLarge` above :data:`MAX_PAYLOAD_BYTES`, and nothing is sent.
     """
     text = encode(channel, payload)
-    get_storage(using).publish(channel, text, clock.now())
+    # JOBS["DATABASE"], not this process's: a worker of a queue in another database
+    # publishes where a web page subscribed by default.
+    get_storage(using or jobs_settings().main_database).publish(channel, text, clock.now())

@@ -19,6 +19,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from django.db import connections
+
 from ..conf import jobs_settings
 from ..storage import get_storage
 from ..storage.eventreading import EventReader, RawEvent
@@ -57,7 +59,7 @@ class Subscription:
         if not channels or not all(isinstance(c, str) and c for c in channels):
             raise ValueError(f"subscribe() takes one or more channel names, not {channels!r}")
         self.channels = channels
-        self.alias = using or jobs_settings().database
+        self.alias = using or jobs_settings().main_database
         self._queue: queue.SimpleQueue[Event] = queue.SimpleQueue()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._arrived: asyncio.Event | None = None
@@ -185,7 +187,12 @@ class Subscription:
 
 
 def subscribe(*channels: str, using: str | None = None) -> Subscription:
-    """The events published on ``channels`` from now on (see :class:`Subscription`)."""
+    """The events published on ``channels`` from now on (see :class:`Subscription`).
+
+    ``using``: the jobs database to listen to (default ``JOBS["DATABASE"]``). A job's
+    own channel is heard in the database that holds the job: for a job whose queue
+    lives elsewhere, ``subscribe(job_channel(job.pk), using=job._state.db)``.
+    """
     return Subscription(tuple(channels), using)
 
 
@@ -238,6 +245,9 @@ class Hub:
                 if not self.subscriptions:
                     reader.close()  # idle: give the connection back
                     reader = None
+                    # And this thread's Django connections (PostgreSQL's pooler probe
+                    # opens one): an idle hub holds none.
+                    connections.close_all()
                     with self.lock:
                         if not self.added:
                             self.idle.set()

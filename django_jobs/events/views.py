@@ -26,7 +26,7 @@ from ..conf import jobs_settings
 from ..models import Job, JobStatus
 from ..storage import job_channel
 from .hub import subscribe
-from .tokens import job_id_from_token
+from .tokens import job_from_token
 
 #: The id of a stream's last message: a browser that reconnects after it gets 204, which
 #: tells ``EventSource`` to stop.
@@ -107,13 +107,14 @@ async def _stream(job_id: int, alias: str, keepalive: float) -> AsyncIterator[st
 @require_GET
 def job_events(request: HttpRequest, token: str) -> HttpResponse:
     """The event stream of the job ``token`` was signed for; 403 for a bad token."""
-    job_id = job_id_from_token(token)
-    if job_id is None:
+    found = job_from_token(token)
+    if found is None:
         return HttpResponseForbidden("This event stream's token is invalid or has expired.")
+    # The token names the job's database: its row is read and its channel heard there.
+    job_id, alias = found
     if request.headers.get("Last-Event-ID") == END:
         return HttpResponse(status=204)  # the stream had ended: EventSource stops
     settings = jobs_settings()
-    alias = settings.database
     response: HttpResponse
     if isinstance(request, ASGIRequest):
         response = StreamingHttpResponse(

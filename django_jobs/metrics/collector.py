@@ -2,8 +2,9 @@
 oldest ready job, running jobs, paused queues and live workers.
 
 Read at scrape time from the table every process shares, they are right whichever web
-process, supervisor or host serves them, with no state to add up. Four small queries,
-each served by an index on every engine (tests/unit/test_metrics_collector.py reads
+process, supervisor or host serves them, with no state to add up; every jobs database is
+read (queues may live in databases of their own), each on its own. Four small queries
+per database, each served by an index on every engine (tests/unit/test_metrics.py reads
 their plans): ready rows by the due index (``run_at`` of claimable rows), running rows
 by the lock index, live workers by the heartbeat index, pauses from their own small
 table. Counting ready rows reads one index entry per ready job: a backlog of a million
@@ -31,8 +32,15 @@ logger = logging.getLogger("django_jobs.metrics")
 class TableCollector:
     """A prometheus-client collector of the jobs table's state.
 
-    ``close_connections``: close this thread's database connections after each scrape
-    (the supervisor's endpoint serves each scrape on a thread of its own).
+    ``alias``: read that database only (default: every jobs database, see
+    :attr:`~django_jobs.conf.JobsSettings.databases`). ``close_connections``: close this
+    thread's database connections after each scrape (the supervisor's endpoint serves
+    each scrape on a thread of its own).
+
+    A project with one jobs database gets the gauges without a ``database`` label, as
+    before queues could live elsewhere. With more, every gauge has one: a queue's stray
+    rows left in a database it moved out of would otherwise give two series of one name
+    and labels, and workers and reachability are per database.
     """
 
     def __init__(self, alias: str | None = None, close_connections: bool = False) -> None:
@@ -45,28 +53,51 @@ class TableCollector:
     def collect(self) -> Iterator[Any]:
         from prometheus_client.core import GaugeMetricFamily
 
-        alias = self.alias or jobs_settings().database
+        settings = jobs_settings()
+        aliases = (self.alias,) if self.alias else settings.databases
+        labelled = len(aliases) > 1
         up = GaugeMetricFamily(
-            "django_jobs_database_up", "1 when the jobs table could be read for this scrape."
+            "django_jobs_database_up",
+            "1 when the jobs table could be read for this scrape.",
+            labels=[DATABASE_LABEL] if labelled else None,
         )
+        states: list[tuple[str, dict[str, Any]]] = []
         try:
-            state = read_state(alias)
-        except (DatabaseError, InterfaceError) as exc:
-            logger.warning("[jobs] metrics could not read the jobs table: %s", exc)
-            connections[alias].close()
-            up.add_metric([], 0)
-            yield up
-            return
+            for alias in aliases:
+                # Each database on its own: one that is down leaves the others' gauges.
+                try:
+                    state = read_state(alias, _home_queues(alias) if labelled else None)
+                except (DatabaseError, InterfaceError) as exc:
+                    logger.warning("[jobs] metrics could not read the jobs table of %s: %s",
+                                   alias, exc)  # fmt: skip
+                    connections[alias].close()
+                    up.add_metric([alias] if labelled else [], 0)
+                    continue
+                up.add_metric([alias] if labelled else [], 1)
+                states.append((alias, state))
         finally:
             if self.close_connections:
                 connections.close_all()
-        up.add_metric([], 1)
         yield up
-        yield from _families(state, GaugeMetricFamily)
+        if states:
+            yield from _families(states, GaugeMetricFamily, labelled)
 
 
-def read_state(alias: str) -> dict[str, Any]:
-    """What the gauges show, in four index-served queries."""
+#: The label that says which jobs database a gauge was read from (several only).
+DATABASE_LABEL = "database"
+
+
+def _home_queues(alias: str) -> list[str]:
+    """The configured queues that live in ``alias``, in ``JOBS["QUEUES"]`` order."""
+    settings = jobs_settings()
+    return [queue for queue in settings.queues if settings.database_for(queue) == alias]
+
+
+def read_state(alias: str, configured: list[str] | None = None) -> dict[str, Any]:
+    """What the gauges show, in four index-served queries.
+
+    ``configured``: the queues listed even without rows (default: every configured one).
+    """
     settings = jobs_settings()
     now = clock.now()
     jobs = Job.objects.using(alias).order_by()
@@ -79,7 +110,7 @@ def read_state(alias: str) -> dict[str, Any]:
     live = Worker.objects.using(alias).filter(heartbeat_at__gte=cutoff)
     workers = list(live.values_list("queues", flat=True))
     paused = set(QueuePause.objects.using(alias).values_list("queue", flat=True))
-    configured = list(settings.queues)
+    configured = list(settings.queues) if configured is None else configured
     queues = configured + sorted((set(ready) | set(running) | paused) - set(configured))
     return {
         "now": now, "queues": queues, "ready": ready, "running": running,
@@ -112,9 +143,10 @@ def _serves(label: str, queue: str) -> bool:
     return label == "*" or queue in label.split("+")
 
 
-def _families(state: dict[str, Any], gauge: Any) -> Iterator[Any]:
-    now, queues = state["now"], state["queues"]
-    labels = ["queue"]
+def _families(
+    states: list[tuple[str, dict[str, Any]]], gauge: Any, labelled: bool
+) -> Iterator[Any]:
+    labels = ["queue", DATABASE_LABEL] if labelled else ["queue"]
     ready = gauge("django_jobs_queue_ready", "Jobs ready to run now (queue depth).", labels=labels)
     oldest = gauge(
         "django_jobs_queue_oldest_ready_age_seconds",
@@ -126,14 +158,22 @@ def _families(state: dict[str, Any], gauge: Any) -> Iterator[Any]:
         "django_jobs_queue_workers", "Live worker processes that serve the queue.", labels=labels
     )
     paused = gauge("django_jobs_queue_paused", "1 while the queue is paused.", labels=labels)
-    for queue in queues:
-        count, first = state["ready"].get(queue, (0, None))
-        ready.add_metric([queue], count)
-        age = (now - first).total_seconds() if first is not None else 0.0
-        oldest.add_metric([queue], max(age, 0.0))
-        running.add_metric([queue], state["running"].get(queue, 0))
-        serving.add_metric([queue], sum(_serves(label, queue) for label in state["workers"]))
-        paused.add_metric([queue], 1 if queue in state["paused"] else 0)
-    live = gauge("django_jobs_live_workers", "Worker processes with a fresh heartbeat.")
-    live.add_metric([], len(state["workers"]))
+    live = gauge(
+        "django_jobs_live_workers",
+        "Worker processes with a fresh heartbeat.",
+        labels=[DATABASE_LABEL] if labelled else None,
+    )
+    for alias, state in states:
+        now = state["now"]
+        where = [alias] if labelled else []
+        for queue in state["queues"]:
+            key = [queue, *where]
+            count, first = state["ready"].get(queue, (0, None))
+            ready.add_metric(key, count)
+            age = (now - first).total_seconds() if first is not None else 0.0
+            oldest.add_metric(key, max(age, 0.0))
+            running.add_metric(key, state["running"].get(queue, 0))
+            serving.add_metric(key, sum(_serves(label, queue) for label in state["workers"]))
+            paused.add_metric(key, 1 if queue in state["paused"] else 0)
+        live.add_metric(where, len(state["workers"]))
     yield from (ready, oldest, running, serving, paused, live)

@@ -495,6 +495,7 @@ class Worker:
             stopping=self.stopping,
             report=self.progress.reporter(claimed),
             publisher=self.progress.publisher(claimed),
+            database=self.storage.alias,
         )
 
 

@@ -20,7 +20,7 @@ from ..calls import store_task
 from ..conf import jobs_settings
 from ..registry import TASK_PREFIX
 from . import framework
-from .results import JOBS_PRIORITY_OF_DEFAULT, fetch_row, result_from_row
+from .results import JOBS_PRIORITY_OF_DEFAULT, fetch_row, result_from_row, task_result_id
 
 api = framework.load()
 
@@ -143,7 +143,7 @@ class JobsBackend(api.BaseTaskBackend):
         )
         result = api.TaskResult(
             task=task,
-            id=str(job.pk),
+            id=task_result_id(job.pk, job._state.db or jobs_settings().main_database),
             status=api.TaskResultStatus.READY,
             enqueued_at=job.created_at,
             started_at=None,

@@ -32,19 +32,67 @@ ROW_FIELDS = (
 )  # fmt: skip
 
 
-def fetch_row(result_id: Any) -> dict[str, Any] | None:
-    """The task row whose id is ``result_id`` (a TaskResult id), or None."""
-    text = str(result_id)
+def task_result_id(pk: int, alias: str) -> str:
+    """The ``TaskResult`` id of row ``pk`` in jobs database ``alias``.
+
+    The row's id alone in ``JOBS["DATABASE"]`` (the ids handed out before queues could
+    live elsewhere keep their form); ``"<alias>:<id>"`` in another jobs database, whose
+    ids count from 1 too: the alias says which row the id means.
+    """
+    return str(pk) if alias == jobs_settings().main_database else f"{alias}:{pk}"
+
+
+def _pk(text: str) -> int | None:
     # Exactly the ids enqueue() hands out: int() would also take " 7", "+7" and "7_0".
     if not (text.isascii() and text.isdigit() and text[0] != "0" and len(text) < 19):
         return None
-    pk = int(text)
-    return (
-        Job.objects.using(jobs_settings().database)
+    return int(text)
+
+
+def fetch_row(result_id: Any, alias: str | None = None) -> dict[str, Any] | None:
+    """The task row whose id is ``result_id`` (a TaskResult id), or None; the row's
+    ``"database"`` is the alias it was read from.
+
+    ``alias``: the database known to hold it (a worker running it), read alone.
+    Otherwise an id ``"<alias>:<id>"`` is read in that jobs database, and a bare id in
+    ``JOBS["DATABASE"]``, then in the other jobs databases in their order, taking a row
+    only where its queue lives: bare ids were also handed out for tasks of a queue in
+    another database before ids named it.
+    """
+    text = str(result_id)
+    settings = jobs_settings()
+    home, _, number = text.rpartition(":")
+    pk = _pk(number)
+    if pk is None:
+        return None
+    if alias is not None:
+        if home and home != alias:
+            return None
+        return _read(pk, alias)
+    if home:
+        if home == settings.main_database or home not in settings.databases:
+            return None  # not an id enqueue() hands out: the main database's are bare
+        return _read(pk, home)
+    row = _read(pk, settings.main_database)
+    if row is not None:
+        return row
+    for other in settings.databases[1:]:
+        row = _read(pk, other)
+        if row is not None and settings.database_for(row["queue"]) == other:
+            return row
+    return None
+
+
+def _read(pk: int, alias: str) -> dict[str, Any] | None:
+    row = (
+        Job.objects.using(alias)
         .filter(pk=pk, name__startswith=TASK_PREFIX)
         .values(*ROW_FIELDS)
         .first()
     )
+    if row is not None:
+        row["database"] = alias
+    return row
 
 
 def allowed_module(module: str) -> bool:
@@ -147,7 +195,7 @@ def result_from_row(row: dict[str, Any], task: Any = None, **changes: Any) -> An
     last_start = row["started_at"] or (_when(log[-1].get("started_at")) if log else None)
     fields = {
         "task": task if task is not None else task_of(row),
-        "id": str(row["id"]),
+        "id": task_result_id(row["id"], row.get("database") or jobs_settings().main_database),
         "status": status,
         "enqueued_at": row["created_at"],
         "started_at": first_start or last_start,

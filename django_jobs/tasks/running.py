@@ -64,7 +64,7 @@ def _run(
     kwargs: dict[str, Any],
 ) -> Any:
     api = framework.load()
-    row = fetch_row(context.job_id)
+    row = fetch_row(context.job_id, context.database or jobs_settings().database)
     if row is None:  # deleted while claimed: nothing to run it for
         raise TaskNotFound(f"task row {context.job_id} was deleted while claimed")
     backend = api.task_backends[(row["meta"] or {}).get("backend")]

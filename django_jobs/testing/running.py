@@ -196,6 +196,7 @@ class _Runner:
             attempt=claimed.attempts,
             report=report,
             publisher=publisher,
+            database=storage.alias,
         )
 
     def perform(self, claimed: ClaimedJob, result: RunResult) -> None:

@@ -16,6 +16,7 @@ from django_jobs import later, later_many
 from django_jobs.models import Job
 from django_jobs.models import Worker as WorkerRow
 from tests.conftest import wait_until
+from tests.metrics_text import value
 from tests.testapp import jobs
 from tests.testapp.models import Execution
 
@@ -79,3 +80,53 @@ def test_status_shows_the_workers_and_queues_of_every_database(jobs_cmd, process
     assert all(identity in text for identity in identities), text
     line = next(line for line in text.splitlines() if line.startswith("reports"))
     assert line.rstrip().endswith("jobs2") and " 1 " in line, text
+
+
+def test_tasks_events_and_metrics_of_the_other_database_with_real_workers(
+    jobs_cmd, routed, events_idle
+):
+    from django.test import Client
+
+    from django_jobs import events
+    from tests.processes.app import jobs as process_jobs
+    from tests.processes.test_events import collect
+    from tests.processes.test_observability import free_port, scrape
+    from tests.testapp import tasks
+
+    port = free_port()
+    jobs_cmd("jobs", "work", DJANGO_JOBS_METRICS=json.dumps({"PORT": port}), **ENV)
+    wait_until(
+        lambda: WorkerRow.objects.using("jobs2").count() == 2 and WorkerRow.objects.count() == 1,
+        what="each group's workers to register in its own database",
+    )
+    # A django.tasks task of the other database: its result id leads there.
+    result = tasks.add.using(queue_name="reports").enqueue(2, 3)
+    assert result.id.startswith("jobs2:")
+
+    def succeeded():
+        result.refresh()
+        return result.status == "SUCCESSFUL"
+
+    wait_until(succeeded, timeout=60, what="the task in jobs2 to succeed")
+    assert result.return_value == 5 and tasks.add.get_result(result.id) == result
+    # A job of the other database publishes there; its token leads the view there.
+    job = process_jobs.reports_steps.using(queue="reports", wait=1).enqueue(steps=3)
+    with events.subscribe(events.job_channel(job.pk), using="jobs2") as subscription:
+        received = collect(subscription, lambda data: data.get("done"), timeout=60)
+    assert [d["progress"] for d in received if "progress" in d] == [33, 66, 100]
+    assert received[-1] == {"state": "succeeded", "job_id": job.pk, "done": True}
+    body = Client().get(job.events_url).content.decode()
+    assert f'"job_id":{job.pk},"state":"gone","done":true' in body  # deleted once done
+    # The supervisor's scrape reads both databases.
+    text = wait_until(
+        lambda: (
+            (t := scrape(port))
+            and value(t, "django_jobs_live_workers", database="jobs2") == 2
+            and t
+        ),
+        what="the supervisor's metrics of both databases",
+    )
+    assert value(text, "django_jobs_database_up", database="jobs2") == 1
+    assert value(text, "django_jobs_database_up", database="default") == 1
+    assert value(text, "django_jobs_live_workers", database="default") == 1
+    assert value(text, "django_jobs_queue_workers", queue="reports", database="jobs2") == 2

@@ -77,7 +77,7 @@ def test_a_queue_with_rows_that_is_not_configured_is_shown_too():
 def test_an_unreachable_database_gives_database_up_0_and_no_gauges(monkeypatch):
     from django.db import OperationalError
 
-    def down(alias):
+    def down(alias, configured=None):
         raise OperationalError("server closed the connection")
 
     monkeypatch.setattr(collector, "read_state", down)
