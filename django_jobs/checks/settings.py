@@ -311,6 +311,11 @@ def check_unserved_queues(app_configs=None, **kwargs) -> list[CheckMessage]:
             everything.add(alias)
         else:
             served.update((name, alias) for name in names)
+    if parsed.embedded.enabled:  # the web processes' workers serve theirs, in each database
+        if parsed.embedded.queues is None:
+            everything.update(parsed.databases)
+        else:
+            served.update((name, parsed.database_for(name)) for name in parsed.embedded.queues)
     return [
         _warning(
             41,

@@ -16,6 +16,10 @@ the web process, with three differences:
   process exits: running jobs have ``SHUTDOWN_TIMEOUT`` seconds to end, then are given
   back unspent.
 
+A process runs one such worker per jobs database its ``QUEUES`` live in (queues may
+live in databases of their own): each is a worker group of that database, with its own
+``THREADS``, heartbeat and recovery there, started again on its own after it stopped.
+
 docs/howto/embedded.md says when to use it and when to move to ``manage.py jobs work``.
 """
 
@@ -51,13 +55,21 @@ SERVING_COMMANDS = frozenset({"runserver"})
 
 
 class EmbeddedWorker(Worker):
-    def __init__(self, options: EmbeddedSettings) -> None:
+    def __init__(
+        self,
+        options: EmbeddedSettings,
+        database: str | None = None,
+        queues: tuple[str, ...] | None = None,
+    ) -> None:
+        """The worker of ``database`` (default ``JOBS["DATABASE"]``) serving ``queues``
+        (default ``options.queues``; None: every queue of that database)."""
         group = WorkerGroup(
             index=EMBEDDED_GROUP,
-            queues=options.queues,
+            queues=options.queues if database is None else queues,
             threads=options.threads,
             async_concurrency=options.threads,
             batch_size=options.threads,
+            database=database or jobs_settings().main_database,
         )
         # The instance token: web containers share host names and pids (see identity_for).
         identity = f"django-jobs-embedded.{group.queue_label}.{os.getpid()}@{HOST}/{new_instance()}"
@@ -123,15 +135,30 @@ class EmbeddedWatchdog(Watchdog):
         worker.wake()  # its slot is free
 
 
-# -- one embedded worker per process ---------------------------------------------------
+def placements(options: EmbeddedSettings) -> list[tuple[str, tuple[str, ...] | None]]:
+    """(database, queues) of each embedded worker: one per jobs database the embedded
+    queues live in. ``"*"`` is every queue of every jobs database."""
+    settings = jobs_settings()
+    if options.queues is None:
+        return [(alias, None) for alias in settings.databases]
+    placed: dict[str, list[str]] = {}
+    for queue in options.queues:
+        placed.setdefault(settings.database_for(queue), []).append(queue)
+    return [(alias, tuple(queues)) for alias, queues in placed.items()]
+
+
+# -- the embedded workers of a process: one per jobs database -----------------------------
 
 _lock = threading.Lock()
-_worker: EmbeddedWorker | None = None
-_thread: threading.Thread | None = None
-#: monotonic time before which no start is tried (after a failed one)
-_not_before = 0.0
-#: This process never runs one (a test environment): decided once.
+#: alias -> (its worker, the thread running it), while it runs.
+_running: dict[str, tuple[EmbeddedWorker, threading.Thread]] = {}
+#: alias -> monotonic time before which no start is tried (after its worker stopped: the
+#: database was away). Each database on its own: one down leaves the others' workers.
+_not_before: dict[str, float] = {}
+#: This process never runs one (a test environment, or exiting): decided once.
 _refused = False
+#: The settings the placements were computed for, and the placements.
+_placed: tuple[Any, list[tuple[str, tuple[str, ...] | None]]] | None = None
 
 
 def install() -> None:
@@ -160,9 +187,12 @@ def _on_request(sender, **kwargs) -> None:
 
 
 def _on_enqueue(sender, job, **kwargs) -> None:
-    worker = ensure_started()
-    if worker is not None:
-        worker.wake()  # sent after the enqueue's transaction committed: claim now
+    if ensure_started() is None:
+        return
+    alias = getattr(getattr(job, "_state", None), "db", None)
+    for worker in workers():
+        if alias is None or worker.storage.alias == alias:
+            worker.wake()  # sent after the enqueue's transaction committed: claim now
 
 
 def _under_tests() -> bool:
@@ -172,67 +202,101 @@ def _under_tests() -> bool:
     return utils is not None and hasattr(utils._TestState, "saved_data")
 
 
+def _wanted() -> list[tuple[str, tuple[str, ...] | None]]:
+    global _placed
+    settings = jobs_settings()
+    if _placed is None or _placed[0] is not settings:
+        _placed = (settings, placements(settings.embedded))
+    return _placed[1]
+
+
+def workers() -> list[EmbeddedWorker]:
+    """This process's running embedded workers, ``JOBS["DATABASE"]``'s first."""
+    main = jobs_settings().main_database
+    running = [worker for worker, _ in list(_running.values())]
+    return sorted(running, key=lambda worker: worker.storage.alias != main)
+
+
 def ensure_started() -> EmbeddedWorker | None:
-    """The process's embedded worker, started if it is not running yet."""
+    """The process's first embedded worker, once every one due is started (a worker
+    that stopped is started again ``RETRY_AFTER`` seconds later)."""
     global _refused
-    worker = _worker
-    if worker is not None or _refused or time.monotonic() < _not_before:
-        return worker
-    if _under_tests():
-        _refused = True
+    if _refused:
         return None
-    return start()
+    wanted = _wanted()
+    if len(_running) < len(wanted):
+        if _under_tests():
+            _refused = True
+            return None
+        _start(retrying=True)
+    running = workers()
+    return running[0] if running else None
 
 
 def start() -> EmbeddedWorker:
-    """Start this process's embedded worker (once; later calls return it)."""
-    global _worker, _thread
+    """Start this process's embedded workers, one per jobs database its queues live in
+    (once; later calls start only those not running); returns the first."""
+    _start(retrying=False)
+    return workers()[0]
+
+
+def _start(retrying: bool) -> None:
+    options = jobs_settings().embedded
+    main = jobs_settings().main_database
     with _lock:
-        if _worker is not None:
-            return _worker
-        worker = EmbeddedWorker(jobs_settings().embedded)
-        thread = threading.Thread(
-            target=_run, args=(worker,), name="django-jobs-embedded", daemon=True
-        )
-        _worker, _thread = worker, thread
-        thread.start()
-    return worker
+        now = time.monotonic()
+        for alias, queues in _wanted():
+            if alias in _running or (retrying and now < _not_before.get(alias, 0.0)):
+                continue
+            worker = EmbeddedWorker(options, alias, queues)
+            name = "django-jobs-embedded" + ("" if alias == main else f"-{alias}")
+            thread = threading.Thread(target=_run, args=(worker,), name=name, daemon=True)
+            _running[alias] = (worker, thread)
+            thread.start()
 
 
 def _run(worker: EmbeddedWorker) -> None:
-    global _worker, _thread, _not_before
+    alias = worker.storage.alias
     try:
         worker.run()
     except Exception:
-        logger.exception("[jobs] the embedded worker of process %s stopped", os.getpid())
+        logger.exception(
+            "[jobs] the embedded worker of process %s on %s stopped", os.getpid(), alias
+        )
     finally:
         with _lock:
-            if _worker is worker:
-                _worker = _thread = None
-                _not_before = time.monotonic() + RETRY_AFTER
+            if _running.get(alias, (None,))[0] is worker:
+                del _running[alias]
+                _not_before[alias] = time.monotonic() + RETRY_AFTER
 
 
 def stop(timeout: float | None = None) -> None:
-    """Stop this process's embedded worker: running jobs have ``timeout`` seconds (else
+    """Stop this process's embedded workers: running jobs have ``timeout`` seconds (else
     ``SHUTDOWN_TIMEOUT``) to end, then are given back unspent. Run at process exit."""
     global _refused
     with _lock:
-        worker, thread = _worker, _thread
+        running = list(_running.values())
         _refused = True  # a request or enqueue from here on starts nothing
-    if worker is None or thread is None:
+    if not running:
         return
     grace = jobs_settings().embedded.shutdown_timeout if timeout is None else timeout
-    worker.stopping.set()
-    worker.wake()
-    thread.join(grace)
-    if thread.is_alive():
+    for worker, _ in running:
+        worker.stopping.set()
+        worker.wake()
+    deadline = time.monotonic() + grace
+    for _, thread in running:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    late = [(worker, thread) for worker, thread in running if thread.is_alive()]
+    for worker, _ in late:
         logger.warning(
             "[jobs] %s: jobs still running after %g s are given back unspent",
             worker.identity, grace,
         )  # fmt: skip
         worker.immediate = True
         worker.wake()
-        thread.join(RECORD_WITHIN)
+    deadline = time.monotonic() + RECORD_WITHIN
+    for _, thread in late:
+        thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def lifespan(application: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
@@ -260,14 +324,14 @@ def lifespan(application: Callable[..., Awaitable[None]]) -> Callable[..., Await
 
 
 def _forget_after_fork() -> None:
-    """In a forked child: the parent's worker thread did not come along. The child starts
+    """In a forked child: the parent's worker threads did not come along. The child starts
     its own on its first request or enqueue."""
-    global _lock, _worker, _thread, _refused, _not_before
-    worker = _worker
+    global _lock, _running, _not_before, _refused
+    running = list(_running.values())
     _lock = threading.Lock()
-    _worker = _thread = None
-    _refused, _not_before = False, 0.0
-    if worker is not None:
+    _running, _not_before = {}, {}
+    _refused = False
+    for worker, _ in running:
         for fd in (worker.wake_r, worker.wake_w):
             try:
                 os.close(fd)

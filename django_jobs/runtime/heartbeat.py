@@ -63,8 +63,10 @@ def register(identity: str, group: WorkerGroup) -> Worker:
     """
     from .lifeline import recover_worker_jobs
 
-    alias = jobs_settings().database
-    storage = get_storage()
+    # The group's database, not this process's: an embedded worker of a queue in another
+    # database runs in a web process whose jobs database is JOBS["DATABASE"].
+    alias = group.database
+    storage = get_storage(alias)
     now = clock.follow_database(storage.database_now)
     fresh = now - timedelta(seconds=jobs_settings().heartbeat_timeout)
     with storage.write_transaction():
@@ -81,7 +83,7 @@ def register(identity: str, group: WorkerGroup) -> Worker:
             queues=group.queue_label, started_at=now, heartbeat_at=now,
         )  # fmt: skip
     # Before the first claim: everything this identity holds is a previous process's.
-    recover_worker_jobs(identity)
+    recover_worker_jobs(identity, alias=alias)
     if abs(clock.offset()) >= clock.TOLERANCE:
         logger.warning(
             "[jobs] the clock of %s is %+.1f s off the database's: workers follow the "
@@ -91,8 +93,8 @@ def register(identity: str, group: WorkerGroup) -> Worker:
     return row
 
 
-def deregister(identity: str) -> None:
-    Worker.objects.using(jobs_settings().database).filter(
+def deregister(identity: str, alias: str | None = None) -> None:
+    Worker.objects.using(alias or jobs_settings().database).filter(
         identity=identity, pid=os.getpid()
     ).delete()
 
@@ -102,8 +104,8 @@ def beat(identity: str, group: WorkerGroup, jobs_done: int) -> None:
 
     The heartbeat is the database's time, and this process follows its clock from here.
     """
-    alias = jobs_settings().database
-    now = clock.follow_database(get_storage().database_now)
+    alias = group.database
+    now = clock.follow_database(get_storage(alias).database_now)
     updated = (
         Worker.objects.using(alias)
         .filter(identity=identity, pid=os.getpid())
@@ -176,7 +178,7 @@ class HeartbeatThread(threading.Thread):
                         beats % self.LIFELINE_EVERY == 0
                         and time.monotonic() - reachable_since >= timeout
                     ):
-                        recover()
+                        recover(self.group.database)
                 except (DatabaseError, InterfaceError) as exc:
                     reachable_since = None
                     logger.warning("heartbeat of %s failed: %s", self.identity, exc)

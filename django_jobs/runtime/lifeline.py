@@ -36,10 +36,11 @@ logger = logging.getLogger("django_jobs.lifeline")
 BATCH = 200
 
 
-def recover() -> int:
-    """One recovery pass over every queue; returns how many jobs it recovered."""
+def recover(alias: str | None = None) -> int:
+    """One recovery pass over every queue of jobs database ``alias`` (default: this
+    process's); returns how many jobs it recovered."""
     settings = jobs_settings()
-    storage = get_storage()
+    storage = get_storage(alias)
     timeout = timedelta(seconds=settings.heartbeat_timeout)
     workers = Worker.objects.using(storage.alias)
     with storage.write_transaction():
@@ -48,7 +49,7 @@ def recover() -> int:
         cutoff = now - timeout
         live = list(workers.filter(heartbeat_at__gte=cutoff).values_list("identity", flat=True))
         rows = storage.recoverable(live, cutoff, now - timeout, BATCH)
-        recovered = settle(rows, set(live))
+        recovered = settle(rows, set(live), storage=storage)
     workers.filter(heartbeat_at__lt=cutoff).delete()
     # Recovery freed the slots of the jobs it took back, in the statements above; this
     # catches keys left with free slots some other way (a running job deleted by hand).

@@ -98,7 +98,7 @@ class Watchdog(threading.Thread):
             outcome.duration = time.monotonic() - call.started
             signals.record(storage, [*outcomes, outcome], clock.now())
 
-            deregister(worker.identity)
+            deregister(worker.identity, storage.alias)
         except Exception:
             # Recovery records it once the deadline plus the grace has passed, or as
             # "worker died" once the heartbeat is stale.

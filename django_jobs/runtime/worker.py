@@ -61,7 +61,7 @@ class Worker:
     ) -> None:
         self.group = group
         self.identity = identity or identity_for(group, worker_id, instance or new_instance())
-        self.storage = get_storage()
+        self.storage = get_storage(group.database)
         self.workoff = workoff
         self.on_outcome = on_outcome
         self.stopping = threading.Event()
@@ -175,7 +175,7 @@ class Worker:
         self.db.run(lambda: self._give_back(unrun), attempts=3)
         self.db.run(self.flush, attempts=3)
         try:
-            deregister(self.identity)
+            deregister(self.identity, self.storage.alias)
         except (DatabaseError, InterfaceError) as exc:
             logger.warning("could not deregister %s: %s", self.identity, exc)
         if self.threads:

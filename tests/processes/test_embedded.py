@@ -50,7 +50,9 @@ def free_port() -> int:
 class Server:
     """One web server process (in a session of its own) and the URL it answers on."""
 
-    def __init__(self, kind: str, embedded: dict, heartbeat: float) -> None:
+    def __init__(
+        self, kind: str, embedded: dict, heartbeat: float, env: dict | None = None
+    ) -> None:
         from django.db import connections
 
         connections.close_all()  # SQLite: hold no lock the server needs
@@ -73,6 +75,7 @@ class Server:
                 "DJANGO_SETTINGS_MODULE": SETTINGS,
                 "DJANGO_JOBS_EMBEDDED": json.dumps({"ENABLED": True, **embedded}),
                 "DJANGO_JOBS_HEARTBEAT_TIMEOUT": str(heartbeat),
+                **(env or {}),
             }
         )
         self.popen = subprocess.Popen(
@@ -124,8 +127,8 @@ class Server:
 def servers(request):
     started: list[Server] = []
 
-    def start(kind: str, heartbeat: float = 60, **embedded) -> Server:
-        server = Server(kind, {"THREADS": THREADS, **embedded}, heartbeat)
+    def start(kind: str, heartbeat: float = 60, env: dict | None = None, **embedded) -> Server:
+        server = Server(kind, {"THREADS": THREADS, **embedded}, heartbeat, env)
         started.append(server)
         return server
 

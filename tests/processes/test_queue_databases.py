@@ -17,6 +17,7 @@ from django_jobs.models import Job
 from django_jobs.models import Worker as WorkerRow
 from tests.conftest import wait_until
 from tests.metrics_text import value
+from tests.processes import test_embedded
 from tests.testapp import jobs
 from tests.testapp.models import Execution
 
@@ -30,6 +31,9 @@ WORKERS = [
     {"QUEUE": ["default", "email", "slow"], "COUNT": 1, "SLEEP_DELAY": 0.5, "MAX_ATTEMPTS": 3},
     {"QUEUE": "reports", "COUNT": 2, "SLEEP_DELAY": 0.5, "MAX_ATTEMPTS": 3},
 ]
+#: The real web servers of the embedded-mode tests.
+servers = test_embedded.servers
+
 ENV = {"DJANGO_JOBS_QUEUES": json.dumps(QUEUES), "DJANGO_JOBS_WORKERS": json.dumps(WORKERS)}
 
 
@@ -130,3 +134,29 @@ def test_tasks_events_and_metrics_of_the_other_database_with_real_workers(
     assert value(text, "django_jobs_database_up", database="default") == 1
     assert value(text, "django_jobs_live_workers", database="default") == 1
     assert value(text, "django_jobs_queue_workers", queue="reports", database="jobs2") == 2
+
+
+@pytest.mark.parametrize("queues", ["*", ["default", "reports"]])
+def test_embedded_mode_runs_the_queues_of_every_database_in_a_worker_each(servers, queues):
+    import urllib.parse
+
+    # Embedded mode alone: no `jobs work`, the web processes run every job.
+    server = servers("gunicorn-sync", env=ENV, QUEUES=queues)
+
+    def enqueue(queue: str, start: int) -> None:
+        query = {"count": 20, "start": start, "prefix": queue, "queue": queue}
+        server.get(f"/enqueue/probe/?{urllib.parse.urlencode(query)}")
+
+    for start in (0, 20):
+        enqueue("default", start)
+        enqueue("reports", start)  # stored when the request's transaction commits
+    wait_until(lambda: Execution.objects.count() == 80, timeout=90, what="80 jobs in two databases")
+    keys = sorted(Execution.objects.values_list("key", flat=True))
+    assert keys == sorted(f"{q}-{i}" for q in ("default", "reports") for i in range(40))
+    assert not Job.objects.exists() and not Job.objects.using("jobs2").exists()
+    # Each web process has a worker in each database, registered there.
+    embedded = "django-jobs-embedded"
+    assert WorkerRow.objects.filter(identity__startswith=embedded).count() == 2
+    assert WorkerRow.objects.using("jobs2").filter(identity__startswith=embedded).count() == 2
+    assert server.stop() == 0
+    assert not WorkerRow.objects.exists() and not WorkerRow.objects.using("jobs2").exists()

@@ -184,3 +184,35 @@ def test_w041_a_star_group_serves_only_its_own_database():
     assert placement_ids(QUEUES=QUEUES, WORKERS=workers) == ["django_jobs.W041"]
     workers = [{"QUEUE": "*"}, {"QUEUE": "*", "DATABASE": "jobs2"}]
     assert placement_ids(QUEUES=QUEUES, WORKERS=workers) == []
+
+
+def test_w041_counts_the_queues_embedded_mode_serves_in_every_database():
+    workers = [{"QUEUE": "*"}]
+    for queues in ("*", ["reports"]):
+        embedded = {"ENABLED": True, "QUEUES": queues}
+        assert placement_ids(QUEUES=QUEUES, WORKERS=workers, EMBEDDED=embedded) == []
+    embedded = {"ENABLED": True, "QUEUES": ["default"]}
+    assert placement_ids(QUEUES=QUEUES, WORKERS=workers, EMBEDDED=embedded) == ["django_jobs.W041"]
+    embedded = {"ENABLED": False, "QUEUES": "*"}
+    assert placement_ids(QUEUES=QUEUES, WORKERS=workers, EMBEDDED=embedded) == ["django_jobs.W041"]
+
+
+@routed
+def test_embedded_mode_places_a_worker_in_each_database_its_queues_live_in():
+    from django_jobs.conf import EmbeddedSettings
+    from django_jobs.runtime.embedded import placements
+
+    assert placements(EmbeddedSettings()) == [("default", None), ("jobs2", None)]
+    assert placements(EmbeddedSettings(queues=("email", "reports", "default"))) == [
+        ("default", ("email", "default")),
+        ("jobs2", ("reports",)),
+    ]
+    assert placements(EmbeddedSettings(queues=("reports",))) == [("jobs2", ("reports",))]
+
+
+def test_embedded_mode_of_one_jobs_database_has_one_worker():
+    from django_jobs.conf import EmbeddedSettings
+    from django_jobs.runtime.embedded import placements
+
+    assert placements(EmbeddedSettings()) == [("default", None)]
+    assert placements(EmbeddedSettings(queues=("email",))) == [("default", ("email",))]

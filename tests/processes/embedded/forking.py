@@ -40,10 +40,10 @@ child = os.fork()
 if child == 0:
     os.close(to_child_w)
     os.close(to_parent_r)
-    inherited = embedded._worker
+    inherited = (embedded.workers() or [None])[0]
     os.read(to_child_r, 1)  # the parent's worker has run its job and stopped
     probe.enqueue("fork-child")  # the first enqueue starts the child's own worker
-    worker = embedded._worker
+    worker = embedded.workers()[0]
     performed("fork-child")
     report = {"child_inherited": inherited and inherited.identity, "child_pid": os.getpid(),
               "child_identity": worker.identity}  # fmt: skip

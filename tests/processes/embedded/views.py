@@ -16,6 +16,8 @@ def enqueue(request, name):
     start = int(request.GET.get("start", 0))
     prefix = request.GET.get("prefix", name)
     options = json.loads(request.GET.get("kwargs", "{}"))
+    if request.GET.get("queue"):
+        definition = definition.using(queue=request.GET["queue"])
     with transaction.atomic():
         ids = [
             definition.enqueue(f"{prefix}-{i}", **options).pk for i in range(start, start + count)
