@@ -154,9 +154,11 @@ def test_embedded_mode_runs_the_queues_of_every_database_in_a_worker_each(server
     keys = sorted(Execution.objects.values_list("key", flat=True))
     assert keys == sorted(f"{q}-{i}" for q in ("default", "reports") for i in range(40))
     assert not Job.objects.exists() and not Job.objects.using("jobs2").exists()
-    # Each web process has a worker in each database, registered there.
-    embedded = "django-jobs-embedded"
-    assert WorkerRow.objects.filter(identity__startswith=embedded).count() == 2
-    assert WorkerRow.objects.using("jobs2").filter(identity__startswith=embedded).count() == 2
+    # Each web process that served a request has a worker in each database, registered
+    # there (gunicorn may have handed every request to one of its two processes).
+    embedded = WorkerRow.objects.filter(identity__startswith="django-jobs-embedded")
+    here = sorted(embedded.values_list("pid", flat=True))
+    there = sorted(embedded.using("jobs2").values_list("pid", flat=True))
+    assert here and here == there
     assert server.stop() == 0
     assert not WorkerRow.objects.exists() and not WorkerRow.objects.using("jobs2").exists()
