@@ -163,3 +163,26 @@ def test_embedded_mode_runs_the_queues_of_every_database_in_a_worker_each(server
     assert here and here == there
     assert server.stop() == 0
     assert not WorkerRow.objects.exists() and not WorkerRow.objects.using("jobs2").exists()
+
+
+def test_an_embedded_database_that_is_down_stops_only_its_own_worker():
+    import subprocess
+    import sys
+
+    from django.db import connections
+
+    from tests.conftest import ROOT, worker_env
+
+    script = ROOT / "tests" / "processes" / "embedded" / "one_database_down.py"
+    env = worker_env({"DJANGO_SETTINGS_MODULE": test_embedded.SETTINGS, **ENV})
+    connections.close_all()
+    run = subprocess.run(
+        [sys.executable, str(script)], cwd=ROOT, env=env, capture_output=True, text=True,
+        timeout=180,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    report = json.loads(run.stdout.strip().splitlines()[-1])
+    assert report == {"while_down": ["default"], "after": ["default", "jobs2"]}
+    assert set(Execution.objects.values_list("key", flat=True)) == {
+        "while-jobs2-is-down", "after-jobs2-is-back"
+    }  # fmt: skip
