@@ -16,6 +16,7 @@ up, nothing is refused.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from django.apps import apps
@@ -76,6 +77,7 @@ def _home(module: str) -> str:
 def in_tests() -> bool:
     """True while Django's test environment is set up (``setup_test_environment``, which
     Django's test runner and pytest-django call)."""
-    from django.test import utils
-
-    return hasattr(utils._TestState, "saved_data")
+    # Set up only by django.test.utils: a process that never imported it (a worker,
+    # whose checks ask) is not under test, and need not import the test client for that.
+    utils = sys.modules.get("django.test.utils")
+    return utils is not None and hasattr(utils._TestState, "saved_data")

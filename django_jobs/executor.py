@@ -56,7 +56,7 @@ class Call:
 
     __slots__ = (
         "claimed", "definition", "args", "kwargs", "context", "problem", "problem_error",
-        "claimed_at", "started", "started_at", "result", "cancel_seen", "_info",
+        "claimed_at", "started", "started_at", "result", "cancel_seen", "_info", "traced",
     )  # fmt: skip
 
     def __init__(self, claimed: ClaimedJob, context_factory: Callable[..., JobContext]):
@@ -77,6 +77,9 @@ class Call:
         self.kwargs: dict[str, Any] = {}
         #: What the job returned (kept only when its definition says ``keep_result``).
         self.result: Any = None
+        #: Whether it runs in a span, as the worker decided for its whole claim (None:
+        #: ask ``tracing.enabled()`` when it starts).
+        self.traced: bool | None = None
         try:
             definition = registry.definition_for(claimed)
         except (JobNotRegistered, TaskNotAllowed, TaskNotFound) as exc:
@@ -131,7 +134,7 @@ def run_sync(call: Call) -> BaseException | None:
     """Run a sync job in this thread, with its hooks; the exception it raised, or None."""
     if call.problem is not None:
         return None
-    if not tracing.enabled():
+    if not (tracing.enabled() if call.traced is None else call.traced):
         return _run_sync(call)
     return tracing.run_traced(call.claimed, lambda: _run_sync(call))
 
@@ -151,7 +154,7 @@ def _run_sync(call: Call) -> BaseException | None:
     error: BaseException | None = None
     try:
         result = call.definition.func(*call.args, **call.kwargs)
-        if inspect.isawaitable(result):  # a sync function that returned a coroutine
+        if result is not None and inspect.isawaitable(result):  # returned a coroutine
             result = asyncio.run(_await(result))
         call.result = result
     except Interrupted:
@@ -183,7 +186,7 @@ def after_perform(call: Call, error: BaseException | None) -> None:
 async def run_async(call: Call) -> BaseException | None:
     if call.problem is not None:
         return None
-    if not tracing.enabled():
+    if not (tracing.enabled() if call.traced is None else call.traced):
         return await _run_async(call)
     with tracing.job_span(call.claimed) as ended:
         error = await _run_async(call)
@@ -462,7 +465,8 @@ def tidy_connections() -> None:
         if conn.connection is None:
             continue
         try:
-            if conn.in_atomic_block or not conn.get_autocommit():
+            # The connection is open: get_autocommit() would only add its async check.
+            if conn.in_atomic_block or not conn.autocommit:
                 conn.in_atomic_block = False
                 conn.savepoint_ids = []
                 conn.needs_rollback = False

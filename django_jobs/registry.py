@@ -109,6 +109,8 @@ class JobDefinition(Generic[P, R]):
         self.is_async = inspect.iscoroutinefunction(func)
         self.options = options or EnqueueOptions()
         self.signature = inspect.signature(func)
+        #: check_arguments' verdicts by shape (positional count, keyword names).
+        self._fits: dict[tuple[int, tuple[str, ...]], str | None] = {}
         if takes_context and not self.signature.parameters:
             raise TypeError(f"job {self.name} takes_context=True but accepts no argument")
         self.cron = cron
@@ -183,18 +185,32 @@ class JobDefinition(Generic[P, R]):
 
     def check_arguments(self, args: tuple | list, kwargs: dict[str, Any]) -> None:
         """Raise ``TypeError`` naming the job when the arguments do not fit the function."""
+        # Whether arguments fit depends on how many are positional and on the keywords'
+        # names, never on their values: a worker checks each shape once, not every row.
+        shape = (len(args), tuple(kwargs))
+        fits = self._fits.get(shape, False)
+        if fits is False:
+            fits = self._misfit(args, kwargs)
+            if len(self._fits) < 64:
+                self._fits[shape] = fits
+        if fits is not None:
+            raise TypeError(fits)
+
+    def _misfit(self, args: tuple | list, kwargs: dict[str, Any]) -> str | None:
+        """Why the arguments do not fit the function (None: they do)."""
         # bind() reports a missing argument before an unexpected keyword, so a misspelt
         # keyword (page= for page_id) would be reported as the argument it was meant for.
         unexpected = self._unexpected_keyword(kwargs) if kwargs else None
         if unexpected:
-            raise TypeError(f"arguments do not fit job {self.name}: {unexpected}")
+            return f"arguments do not fit job {self.name}: {unexpected}"
         try:
             if self.takes_context:
                 self.signature.bind(None, *args, **kwargs)
             else:
                 self.signature.bind(*args, **kwargs)
         except TypeError as exc:
-            raise TypeError(f"arguments do not fit job {self.name}: {exc}") from None
+            return f"arguments do not fit job {self.name}: {exc}"
+        return None
 
     def _unexpected_keyword(self, kwargs: dict[str, Any]) -> str | None:
         params = list(self.signature.parameters.values())[1 if self.takes_context else 0 :]

@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 from django.db import DatabaseError, InterfaceError, connections
 
-from .. import clock, discovery, joblog, signals
+from .. import clock, discovery, joblog, signals, tracing
 from ..conf import WorkerGroup, jobs_settings, use_database
 from ..context import JobContext
 from ..executor import Call, Interrupted, outcome_of, run_sync
@@ -287,6 +287,10 @@ class Worker:
         # start at once instead of waiting behind them.
         claimed.sort(key=lambda job: job.not_before or 0.0)
         calls = [Call(job, self._context) for job in claimed]
+        # Whether jobs run in spans is asked once per claim, not once per job.
+        traced = tracing.enabled()
+        for call in calls:
+            call.traced = traced
         if any(call.is_async for call in calls):
             self.since_async = len(calls) - 1 - max(i for i, c in enumerate(calls) if c.is_async)
         else:

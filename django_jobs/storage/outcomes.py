@@ -523,11 +523,11 @@ class OutcomeWriting:
     ) -> list[tuple[str, list[Any]]]:
         statements: list[tuple[str, list[Any]]] = []
         for token, chunk in _delete_chunks(deletes):
-            marks = ", ".join(["%s"] * len(chunk))
+            among, ids = self.ids_among(chunk)
             statements.append(
                 (
-                    f"DELETE FROM {self.table} WHERE id IN ({marks}) AND claim_token = %s{guard}",
-                    [*chunk, token],
+                    f"DELETE FROM {self.table} WHERE {among} AND claim_token = %s{guard}",
+                    [*ids, token],
                 )
             )
         for assignments, params, _ in updates:
@@ -539,6 +539,10 @@ class OutcomeWriting:
                 )
             )
         return statements
+
+    def ids_among(self, ids: list[int]) -> tuple[str, list[Any]]:
+        """SQL that holds for a row whose ``id`` is one of ``ids``, and its parameters."""
+        return f"id IN ({', '.join(['%s'] * len(ids))})", list(ids)
 
     def atomic_if(self, needed: bool):
         """A transaction around several statements; a single statement is atomic alone."""
