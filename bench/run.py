@@ -3,6 +3,7 @@
     python bench/run.py                      # full: 3 interleaved repeats of 10,000 jobs
     python bench/run.py --smoke              # CI: ours + floor, sqlite + postgres, < 60 s
     python bench/run.py --engines postgres --peers pgqueuer --jobs 5000 --repeat 1
+    python bench/run.py --engines postgres --peers pgqueuer --metrics drain_1,drain_2
 
 Peers run from their own virtualenv (bench/.venv-peers, created on first use from PyPI);
 they are never dependencies of django_jobs. Ours runs in ``--ours-python`` (default: the
@@ -26,7 +27,7 @@ if __package__ in (None, ""):  # run as a script: make ``bench`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import lib, report  # noqa: E402
-from bench.plan import FLOOR, PEER_KEYS, PEERS, Case, cases  # noqa: E402
+from bench.plan import FLOOR, METRICS, PEER_KEYS, PEERS, Case, cases  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 PEERS_VENV = HERE / ".venv-peers"
@@ -54,6 +55,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--samples", type=int, default=None, help="pickup samples (200)")
     p.add_argument("--memory-jobs", type=int, default=100_000)
     p.add_argument("--no-floor", action="store_true")
+    p.add_argument(
+        "--metrics", default=None,
+        help="comma list of metrics to run (e.g. drain_1,drain_2); default: all",
+    )  # fmt: skip
     p.add_argument("--out", default=None, help="results directory")
     args = p.parse_args(argv)
     if args.smoke:
@@ -83,6 +88,22 @@ def ensure_peers_venv(python: str) -> None:
     print(f"creating {PEERS_VENV} with {base} and installing peers from PyPI ...", flush=True)
     subprocess.run([base, "-m", "venv", str(PEERS_VENV)], check=True)
     subprocess.run([python, "-m", "pip", "install", "-q", *PEER_PACKAGES], check=True)
+
+
+def compile_sources(pythons: list[str]) -> None:
+    """Byte-compile the repository's modules for each interpreter, once, before measuring.
+
+    Drivers run with PYTHONDONTWRITEBYTECODE, so without this every worker process would
+    compile django_jobs (and the peers' drivers) from source as it starts, which an
+    installed package never does (pip compiles it) and the peers, run from their
+    virtualenv's site-packages, do not either. The files go to ``__pycache__`` (ignored by
+    git) and Python checks them against the sources' modification times.
+    """
+    for python in pythons:
+        subprocess.run(
+            [python, "-m", "compileall", "-q", "django_jobs", "bench"],
+            cwd=lib.REPO, check=False, capture_output=True,
+        )  # fmt: skip
 
 
 def run_case(case: Case, args, log) -> dict | None:
@@ -126,7 +147,11 @@ def communicate(cmd: list[str], timeout: float = 1800) -> tuple[str | None, str]
 
 
 def run_floor(args, log) -> dict | None:
-    stdout, stderr = communicate([args.ours_python, "-m", "bench.floor", "--jobs", str(args.jobs)])
+    cmd = [args.ours_python, "-m", "bench.floor", "--jobs", str(args.jobs)]
+    if args.metrics:  # only the floor steps the chosen metrics are compared with
+        steps = {METRICS[m][2] for m in args.metrics.split(",") if METRICS[m][2]}
+        cmd += ["--only", ",".join(sorted(steps))]
+    stdout, stderr = communicate(cmd)
     for line in (stdout or "").splitlines():
         if line.startswith(lib.RESULT_PREFIX):
             return json.loads(line[len(lib.RESULT_PREFIX) :])
@@ -148,12 +173,21 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminated)
     if args.peer_systems:
         ensure_peers_venv(args.peers_python)
+    compile_sources([args.ours_python] + ([args.peers_python] if args.peer_systems else []))
     args.out.mkdir(parents=True, exist_ok=True)
     plan = cases(
         args.engines, args.peer_systems, args.jobs, args.slow_jobs, args.smoke, args.samples,
         args.memory_jobs,
     )  # fmt: skip
+    if args.metrics:
+        wanted = set(args.metrics.split(","))
+        unknown = wanted - set(METRICS)
+        if unknown:
+            raise SystemExit(f"unknown metrics {sorted(unknown)}; known: {', '.join(METRICS)}")
+        plan = [case for case in plan if case.metric in wanted]
     floor_on = "postgres" in args.engines and not args.no_floor
+    if args.metrics and not any(METRICS[m][2] for m in args.metrics.split(",")):
+        floor_on = False  # none of the chosen metrics has a floor step
     total = sum(args.repeat if not c.once else 1 for c in plan) + (args.repeat if floor_on else 0)
     t0 = time.monotonic()
     runs: dict[str, list[dict]] = {}
