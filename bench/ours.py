@@ -72,6 +72,8 @@ def limited_jobs():
 
 
 def enqueue(args) -> dict:
+    if args.kind == "typed":
+        os.environ["BENCH_TYPED"] = "1"  # declares noop_typed (bench/project/benchapp/typed.py)
     setup_django(args.engine, args.db)
     from django_jobs import later, later_many
 
@@ -114,6 +116,8 @@ def drain(args) -> dict:
         # As in the workers: jobs.py declares noop_limited while Django loads (a job
         # declared later could not be enqueued: django_jobs.discovery).
         os.environ["BENCH_LIMITS"] = "1"
+    if args.kind == "typed":
+        os.environ["BENCH_TYPED"] = "1"  # as its workers do (worker_env)
     setup_django(args.engine, args.db, fresh=not (big and extra_rows_ready(args)))
     if big and extra_rows(args) != EXTRA_ROWS:
         add_extra_rows(args.engine)
@@ -121,16 +125,20 @@ def drain(args) -> dict:
     if args.kind == "limited":
         definition = limited_jobs().noop_limited
     else:
-        definition = {
-            "noop": jobs.noop, "sleep": jobs.sleep10, "async": jobs.asleep10,
-            "typed": jobs.noop_typed,
-        }[args.kind]  # fmt: skip
+        # noop_typed exists only where BENCH_TYPED declared it: looked up by name.
+        name = {"noop": "noop", "sleep": "sleep10", "async": "asleep10", "typed": "noop_typed"}
+        definition = getattr(jobs, name[args.kind])
     with lib.request_span():
         fill(definition, args.jobs, jobs.typed_call if args.kind == "typed" else _plain_call)
     conn = lib.connect(args.engine, args.db)
     # Workers declare the limited job only for its own drain: any declared limit makes
     # every claim count slots, and the other drains measure the plain claim.
-    env = worker_env(args, **({"BENCH_LIMITS": "1"} if args.kind == "limited" else {}))
+    # The typed job likewise: declared, it costs every worker's start its checks' pydantic.
+    env = worker_env(
+        args,
+        **({"BENCH_LIMITS": "1"} if args.kind == "limited" else {}),
+        **({"BENCH_TYPED": "1"} if args.kind == "typed" else {}),
+    )
     log = f"/tmp/bench_ours_{args.engine}"
     rss: dict[str, float] = {}
 

@@ -21,6 +21,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args(argv)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.project.settings")
+    os.environ.setdefault("BENCH_TYPED", "1")  # declares noop_typed
     import django
 
     django.setup()

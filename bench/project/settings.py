@@ -2,7 +2,8 @@
 
 BENCH_ENGINE (sqlite|postgres|mysql), BENCH_DB (database name, always bench_*),
 BENCH_THREADS, BENCH_ASYNC, BENCH_BATCH, BENCH_SLEEP_DELAY configure the one worker group;
-BENCH_COUNT, BENCH_DB_HOST, BENCH_DB_PORT and BENCH_HEARTBEAT_TIMEOUT serve bench/many_hosts.py.
+BENCH_COUNT, BENCH_DB_HOST, BENCH_DB_PORT and BENCH_HEARTBEAT_TIMEOUT serve bench/many_hosts.py;
+BENCH_LIMITS and BENCH_TYPED declare the limited and the typed no-op jobs (benchapp/jobs.py).
 DEBUG is off (query logging would grow memory) and django_jobs logs at WARNING: an INFO
 line per job costs a few percent of no-op throughput (BENCH_LOG_LEVEL=INFO measures it).
 """
