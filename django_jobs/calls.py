@@ -8,6 +8,7 @@ that the registry can use it without the two modules importing each other.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
@@ -16,12 +17,15 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import connections, transaction
+from django.db.models.base import ModelState
+from django.db.models.signals import post_init, pre_init
 from django.utils import timezone
 
 from . import clock, tags, tracing
+from .arguments import SCALARS, as_stored, dumps, to_json
 from .conf import jobs_settings
 from .discovery import check_enqueue
-from .exceptions import NotSerializable, UnknownQueue
+from .exceptions import UnknownQueue
 from .limits import for_call as concurrency_for
 from .models import Job
 from .rates import for_call as rate_for
@@ -32,7 +36,8 @@ from .unique import DEFAULT_RULE, key_for, per_call_key
 if TYPE_CHECKING:
     from .registry import JobDefinition
 
-_dumps = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
+#: Queue, priority, run_at, and whether a limit may apply (``_options``).
+Options = tuple[str, int, datetime, bool]
 
 
 def store_call(
@@ -139,8 +144,9 @@ def store_task(
     known = jobs_settings().queues
     if queue not in known:
         raise UnknownQueue(queue, known)
-    row = _new_job(_TaskCall(name), args, kwargs, (queue, priority, run_at))
-    row = replace(row, meta=_dumps(meta))
+    call = _TaskCall(name)
+    row = _new_job(call, args, kwargs, (queue, priority, run_at, _limited(call, queue)))
+    row = replace(row, meta=dumps(meta))
     return _store([row], follow_other_transaction=False)[0]
 
 
@@ -161,8 +167,9 @@ class _TaskCall:
         pass
 
 
-def _options(definition, wait, wait_until, queue, priority) -> tuple[str, int, datetime]:
-    """Queue, priority and run_at of a call, checked once for all its rows."""
+def _options(definition, wait, wait_until, queue, priority) -> Options:
+    """Queue, priority and run_at of a call, checked once for all its rows, and whether
+    a concurrency or rate limit may apply to them."""
     queue = definition.queue if queue is None else queue
     known = jobs_settings().queues
     if queue not in known:
@@ -170,11 +177,27 @@ def _options(definition, wait, wait_until, queue, priority) -> tuple[str, int, d
     priority = definition.priority if priority is None else priority
     if not isinstance(priority, int) or isinstance(priority, bool):
         raise TypeError(f"priority must be an int, not {priority!r}")
-    return queue, priority, run_at_for(wait, wait_until)
+    return queue, priority, run_at_for(wait, wait_until), _limited(definition, queue)
+
+
+def _limited(definition, queue: str) -> bool:
+    """False when neither ``limits.for_call`` nor ``rates.for_call`` can find a limit for
+    the job's calls into ``queue``: asked once per call, not per row."""
+    conf = jobs_settings()
+    return not (
+        getattr(definition, "concurrency", None) is None
+        and getattr(definition, "rate", None) is None
+        and conf.queue_concurrency.get(queue) is None
+        and conf.queue_rate_limits.get(queue) is None
+    )
 
 
 def _new_job(
-    definition, args, kwargs, options: tuple[str, int, datetime], unique_key: str | None = None
+    definition,
+    args,
+    kwargs,
+    options: tuple[str, int, datetime, bool],
+    unique_key: str | None = None,
 ) -> NewJob:
     args = [] if args is None else args
     kwargs = {} if kwargs is None else kwargs
@@ -187,39 +210,36 @@ def _new_job(
     if definition.declared_late:  # every way of enqueueing, batch callbacks included
         check_enqueue(definition)
     definition.check_arguments(args, kwargs)
-    queue, priority, run_at = options
+    queue, priority, run_at, limited = options
     typed = None
     if definition.payload is not None:
         args, kwargs, *typed = definition.payload.encode(args, kwargs)
     # Scalars (nearly every argument) are stored as they are: only containers are walked.
     arg_list = list(args)
     for i, arg in enumerate(arg_list):
-        if type(arg) not in _SCALARS:
-            arg_list[i] = _as_stored(definition.name, f"argument {i}", arg, f"args[{i}]")
+        if type(arg) not in SCALARS:
+            arg_list[i] = as_stored(definition.name, f"argument {i}", arg, f"args[{i}]")
     kwarg_dict = dict(kwargs)
     for key, arg in kwarg_dict.items():
-        if type(arg) not in _SCALARS:
+        if type(arg) not in SCALARS:
             label = f"keyword argument {key!r}"
-            kwarg_dict[key] = _as_stored(definition.name, label, arg, f"kwargs[{key!r}]")
+            kwarg_dict[key] = as_stored(definition.name, label, arg, f"kwargs[{key!r}]")
     row = NewJob(
-        name=definition.name,
-        args=_json(definition.name, arg_list, "argument", arg_list),
-        kwargs=_json(definition.name, kwarg_dict, "keyword argument", kwarg_dict),
-        queue=queue,
-        priority=priority,
-        run_at=run_at,
-        arg_list=arg_list,
-        kwarg_dict=kwarg_dict,
-    )
+        definition.name,
+        to_json(definition.name, arg_list, "argument", arg_list),
+        to_json(definition.name, kwarg_dict, "keyword argument", kwarg_dict),
+        queue, priority, run_at, arg_list, kwarg_dict,
+    )  # fmt: skip
     # Key callables get the arguments as the job will: typed ones in their types.
     call = None if typed is None else _as_called(arg_list, kwarg_dict, typed)
     key_args = call or (arg_list, kwarg_dict)
-    limit = concurrency_for(definition, queue, *key_args)
-    if limit is not None:
-        row = replace(row, concurrency_key=limit[0], concurrency_limit=limit[1])
-    rate = rate_for(definition, queue, *key_args)
-    if rate is not None:
-        row = replace(row, rate_key=rate[0], rate_limit=rate[1])
+    if limited:
+        limit = concurrency_for(definition, queue, *key_args)
+        if limit is not None:
+            row = replace(row, concurrency_key=limit[0], concurrency_limit=limit[1])
+        rate = rate_for(definition, queue, *key_args)
+        if rate is not None:
+            row = replace(row, rate_key=rate[0], rate_limit=rate[1])
     if definition.unique is None and unique_key is None:
         return row
     key = key_for(definition, arg_list, kwarg_dict, unique_key, call=call)
@@ -227,9 +247,6 @@ def _new_job(
         return row
     rule = definition.unique or DEFAULT_RULE
     return replace(row, unique_key=key, unique_for=rule.unique_for)
-
-
-_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 def _as_called(
@@ -240,43 +257,6 @@ def _as_called(
         args[i] = value
     kwargs.update(typed[1])
     return args, kwargs
-
-
-def _as_stored(name: str, label: str, value: Any, path: str) -> Any:
-    """``value`` as the worker will get it back from JSON: tuples become lists.
-
-    A dict key that is not a string is refused rather than converted: JSON would turn
-    ``{1: "a"}`` into ``{"1": "a"}`` (and merge ``1`` with ``"1"``), so the job would look
-    up keys that are no longer there. Values JSON cannot hold are left for ``_json``
-    to report.
-    """
-    if isinstance(value, list | tuple):
-        return [
-            item if type(item) in _SCALARS else _as_stored(name, label, item, f"{path}[{i}]")
-            for i, item in enumerate(value)
-        ]
-    if isinstance(value, dict):
-        for key in value:
-            if not isinstance(key, str):
-                raise NotSerializable(_key_error(name, label, key, path))
-        return {
-            key: item
-            if type(item) in _SCALARS
-            else _as_stored(name, label, item, f"{path}[{key!r}]")
-            for key, item in value.items()
-        }
-    return value
-
-
-def _key_error(name: str, label: str, key: Any, path: str) -> str:
-    try:
-        as_json = f", so the job would get {next(iter(json.loads(_dumps({key: 0}))))!r} instead"
-    except (TypeError, ValueError):
-        as_json = ""
-    return (
-        f"{label} of job {name} has a dict key {key!r} ({type(key).__name__}) at {path}: "
-        f"JSON object keys are strings{as_json}. Use string keys"
-    )
 
 
 def run_at_for(wait: float | timedelta | None, wait_until: datetime | None) -> datetime:
@@ -300,23 +280,6 @@ def run_at_for(wait: float | timedelta | None, wait_until: datetime | None) -> d
     return now
 
 
-def _json(name: str, value: Any, kind: str, items: Any) -> str:
-    try:
-        return _dumps(value)
-    except (TypeError, ValueError):
-        pass
-    pairs = enumerate(items) if isinstance(items, list) else items.items()
-    for key, item in pairs:
-        try:
-            _dumps(item)
-        except (TypeError, ValueError) as exc:
-            raise NotSerializable(
-                f"{kind} {key!r} of job {name} is not JSON-serialisable: "
-                f"{type(item).__name__} ({exc}). Pass ids and plain values, not objects"
-            ) from None
-    raise NotSerializable(f"the {kind}s of job {name} are not JSON-serialisable")
-
-
 def _store(rows: list[NewJob], follow_other_transaction: bool = True) -> list[Job]:
     alias, now, rows, jobs = _prepared(rows)
     other = _other_transaction(alias) if follow_other_transaction else None
@@ -338,37 +301,59 @@ def _prepared(rows: list[NewJob]) -> tuple[str, datetime, list[NewJob], list[Job
     trace = tracing.outgoing()
     if trace is not None:
         rows = _with_trace(rows, trace)
-    return alias, now, rows, [_instance(row, alias, now) for row in rows]
+    template = _template()
+    return alias, now, rows, [_instance(row, alias, now, template) for row in rows]
 
 
 def _with_trace(rows: list[NewJob], trace: dict[str, str]) -> list[NewJob]:
     """The rows with the caller's trace context in their meta, beside what they hold."""
-    alone = _dumps({tracing.META_KEY: trace})  # encoded once for a whole later_many
+    alone = dumps({tracing.META_KEY: trace})  # encoded once for a whole later_many
     traced = []
     for row in rows:
         if row.meta is None:
             meta = alone
         else:
-            meta = _dumps({**json.loads(row.meta), tracing.META_KEY: trace})
+            meta = dumps({**json.loads(row.meta), tracing.META_KEY: trace})
         # Positional, not dataclasses.replace(), which costs several times more per row.
         traced.append(NewJob(
             row.name, row.args, row.kwargs, row.queue, row.priority, row.run_at,
-            row.arg_list, row.kwarg_dict, meta, row.unique_key, row.unique_for,
+            row.arg_list, row.kwarg_dict, meta, row.unique_key, row.unique_for, row.tag,
+            row.concurrency_key, row.concurrency_limit, row.rate_key, row.rate_limit,
         ))  # fmt: skip
     return traced
 
 
-def _instance(row: NewJob, alias: str, now: datetime) -> Job:
-    # Positional construction, as Django builds rows read from the database: the keyword
-    # form costs more than the INSERT's Python side on the one-call-per-job path.
-    # One value per concrete field, in the model's order (tests/unit/test_enqueued_job.py
-    # compares the result with the stored row, so a new field cannot shift them silently).
-    job = Job(
-        None, row.name, row.arg_list, row.kwarg_dict, row.queue, row.priority, 0,
-        row.run_at, None, None, None, None, None, "", None, None, None, "", now, now,
-        None, None, None, None, None, None, row.tag, row.concurrency_key, row.concurrency_limit,
-        None, None, row.rate_key, row.rate_limit,
-    )  # fmt: skip
+def _instance(row: NewJob, alias: str, now: datetime, template: dict | None = None) -> Job:
+    if template is None:
+        # One value per concrete field, in the model's order (test_enqueued_job.py compares
+        # the result with the stored row, so a new field cannot shift them silently).
+        job = Job(
+            None, row.name, row.arg_list, row.kwarg_dict, row.queue, row.priority, 0,
+            row.run_at, None, None, None, None, None, "", None, None, None, "", now, now,
+            None, None, None, None, None, None, row.tag, row.concurrency_key,
+            row.concurrency_limit, None, None, row.rate_key, row.rate_limit,
+        )  # fmt: skip
+    else:
+        # What Model.__init__ makes of one positional value per field (as Django builds
+        # rows read from the database) minus the signals nobody listens to: a copy of the
+        # call's template, with this row's values. Model.__init__ costs more than the
+        # INSERT's Python side on the one-call-per-job path.
+        values = template.copy()
+        values["_state"] = ModelState()
+        values["name"] = row.name
+        values["args"] = row.arg_list
+        values["kwargs"] = row.kwarg_dict
+        values["queue"] = row.queue
+        values["priority"] = row.priority
+        values["run_at"] = row.run_at
+        values["tag"] = row.tag
+        values["concurrency_key"] = row.concurrency_key
+        values["concurrency_limit"] = row.concurrency_limit
+        values["rate_key"] = row.rate_key
+        values["rate_limit"] = row.rate_limit
+        values["created_at"] = values["updated_at"] = now
+        job = Job.__new__(Job)
+        job.__dict__ = values
     if row.meta is not None:
         job.meta = json.loads(row.meta)
     job._state.db = alias
@@ -380,9 +365,29 @@ def _instance(row: NewJob, alias: str, now: datetime) -> Job:
     return job
 
 
+#: What a new row holds in the fields a call does not set (``_instance``'s template).
+_UNSET = {"attempts": 0, "last_error": "", "progress_message": ""}
+
+
+def _template() -> dict | None:
+    """The attributes ``Job(...)`` gives a new row, to be filled per row by ``_instance``
+    (None when something listens to pre_init or post_init: then ``Job(...)`` it is)."""
+    if pre_init.has_listeners(Job) or post_init.has_listeners(Job):
+        return None
+    return _blank_row()
+
+
+@functools.cache
+def _blank_row() -> dict[str, Any]:
+    blank: dict[str, Any] = {"_state": None}  # first, as Model.__init__ sets it
+    for field in Job._meta.concrete_fields:
+        blank[field.attname] = _UNSET.get(field.attname)
+    return blank
+
+
 def _other_transaction(alias: str) -> str | None:
     """The alias of an open transaction when the jobs database has none, else None."""
-    if connections[alias].in_atomic_block:
+    if connections[alias].in_atomic_block or len(connections.settings) == 1:
         return None
     for conn in connections.all(initialized_only=True):
         if conn.in_atomic_block:
@@ -413,7 +418,7 @@ def _insert_unique(storage, alias: str, rows: list[NewJob], jobs: list[Job], now
             if row.unique_key is None:
                 continue
             job_id, created = storage.insert_unique(row, now)
-            job.pk = job_id
+            job.id = job_id
             job._state.adding = False
             job.created = created
             if not created:
@@ -432,5 +437,5 @@ def _insert_chunks(storage, alias: str, rows: list[NewJob], jobs: list[Job], now
     for start in range(0, len(rows), 1000):
         ids = storage.insert(rows[start : start + 1000], now)
         for job, job_id in zip(jobs[start : start + 1000], ids, strict=True):
-            job.pk = job_id
+            job.id = job_id
             job._state.adding = False

@@ -163,7 +163,7 @@ class Storage(ConcurrencyLimits, RateLimits, OutcomeWriting):
         values, params = self._insert_values(rows, now, with_meta, with_tag, with_limits)
         return (
             f"INSERT INTO {self.table} ({INSERT_COLUMNS}"
-            f"{_optional_columns(with_meta, with_tag, with_limits)})"
+            f"{optional_columns(with_meta, with_tag, with_limits)})"
             f" VALUES {values} RETURNING id",
             params,
         )
@@ -206,7 +206,7 @@ class Storage(ConcurrencyLimits, RateLimits, OutcomeWriting):
         values, params = self._insert_values([row], now, with_meta, with_tag, with_limits)
         return (
             f"INSERT INTO {self.table} ({INSERT_COLUMNS}"
-            f"{_optional_columns(with_meta, with_tag, with_limits)}, unique_key)"
+            f"{optional_columns(with_meta, with_tag, with_limits)}, unique_key)"
             f" VALUES {values[:-1]}, %s)",
             [*params, row.unique_key],
         )
@@ -542,7 +542,7 @@ INSERT_COLUMNS = (
 LIMIT_COLUMNS = ", concurrency_key, concurrency_limit, rate_key, rate_limit"
 
 
-def _optional_columns(with_meta: bool, with_tag: bool, with_limits: bool) -> str:
+def optional_columns(with_meta: bool, with_tag: bool, with_limits: bool) -> str:
     """The optional columns of an insert, in ``_insert_values``' order."""
     return (
         (", meta" if with_meta else "")

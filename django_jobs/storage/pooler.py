@@ -5,12 +5,15 @@ session keeps between transactions carries over: a LISTEN stops hearing notifica
 once its server connection goes back to the pool, and a session ``SET`` lands on a server
 connection that other clients get next. Claims, outcomes and enqueues are single
 statements or single transactions and work unchanged; this module finds out whether a
-connection is pooled and gives the two session-bound features a pooled form.
+connection is pooled and gives the two session-bound features a pooled form. It also
+decides where the enqueue may use a prepared statement (also bound to one session).
 """
 
 from __future__ import annotations
 
 import logging
+import sys
+from collections.abc import Sequence
 from typing import Any
 
 from django.db import transaction
@@ -107,3 +110,38 @@ def bound_per_transaction(connection: Any, seconds: float) -> None:
     """Give every statement of ``connection`` a transaction-local lock timeout."""
     if not any(isinstance(w, LocalLockWait) for w in connection.execute_wrappers):
         connection.execute_wrappers.append(LocalLockWait(seconds))
+
+
+def may_prepare(connection: Any) -> bool:
+    """Whether a prepared statement stays on this connection's server session: not
+    behind a transaction-mode pooler (which lends the session per transaction), nor in
+    Django's connection pool (whose ``reset`` may end the session's statements without
+    psycopg knowing)."""
+    if (connection.settings_dict.get("OPTIONS") or {}).get("pool"):
+        return False
+    return not behind_pooler(connection)
+
+
+#: ``prepare_threshold`` while a statement is prepared on a connection that has none: no
+#: count reaches it, so only statements executed with ``prepare=True`` are prepared.
+_BY_REQUEST_ONLY = sys.maxsize
+
+
+def execute_prepared(raw: Any, cursor: Any, sql: str, params: Sequence[Any]) -> None:
+    """Execute ``sql`` as a server-side prepared statement on ``raw`` (a psycopg 3
+    connection): parsed and planned once per connection, then only bound and run.
+
+    Django turns psycopg's automatic preparing off (``prepare_threshold`` None) for the
+    sake of transaction-mode poolers; callers check ``may_prepare`` first. The
+    threshold is lifted only around this statement, so nothing else the project runs on
+    the connection gets prepared. psycopg keeps the statement's name per connection and
+    forgets it (DEALLOCATE ALL) after a rollback; the next call prepares it again.
+    """
+    if raw.prepare_threshold is not None:
+        cursor.execute(sql, params, prepare=True)
+        return
+    raw.prepare_threshold = _BY_REQUEST_ONLY
+    try:
+        cursor.execute(sql, params, prepare=True)
+    finally:
+        raw.prepare_threshold = None

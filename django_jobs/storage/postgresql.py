@@ -8,6 +8,7 @@ import select
 import time
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from operator import attrgetter
 from typing import Any
 
 from django.db import connections
@@ -15,7 +16,7 @@ from django.db.backends.postgresql.psycopg_any import is_psycopg3
 
 from ..conf import jobs_settings
 from . import pooler
-from .base import Storage, has_limits, has_meta, has_tag
+from .base import INSERT_COLUMNS, Storage, has_limits, has_meta, has_tag, optional_columns
 from .eventreading import EventReader, RawEvent
 from .limits import BLOCKED
 from .rows import CLAIM_COLUMNS, ClaimedJob, NewJob, new_token
@@ -33,9 +34,21 @@ if is_psycopg3:
     import psycopg
 
 
+#: The columns of a multi-row insert: (column, PostgreSQL type sent, cast to the column).
+_UNNEST_COLUMNS = (
+    ("name", "text", ""), ("args", "text", "::jsonb"), ("kwargs", "text", "::jsonb"),
+    ("queue", "text", ""), ("priority", "int", ""), ("run_at", "timestamptz", ""),
+)  # fmt: skip
+
+
 class PostgreSQLStorage(Storage):
     vendor = "postgresql"
     now_sql = "SELECT STATEMENT_TIMESTAMP() AT TIME ZONE 'UTC'"
+
+    def __init__(self, alias: str) -> None:
+        super().__init__(alias)
+        #: (meta, tag, limits, notify) -> the one-row INSERT of that shape.
+        self._one_row_sql: dict[tuple[bool, ...], str] = {}
 
     json_param = "%s::jsonb"
     attempt_log_append = (
@@ -49,18 +62,65 @@ class PostgreSQLStorage(Storage):
     def insert(self, rows: Sequence[NewJob], now: datetime) -> list[int]:
         if not is_psycopg3:  # psycopg2: Django's cursor and the portable VALUES form
             return sorted(super().insert(rows, now))
-        sql, params = self._insert_sql(rows, now)
+        one = len(rows) == 1
+        sql, params = self._one_row_insert(rows[0], now) if one else self._insert_sql(rows, now)
         connection = self.connection
         connection.ensure_connection()
+        # Asked before the cursor opens: the first time, it runs a statement of its own.
+        prepare = one and pooler.may_prepare(connection)
+        raw = connection.connection
         # A plain psycopg cursor binds parameters on the server, in C: Django's cursor
         # binds on the client in Python, which costs more than the INSERT for 1,000 rows.
-        with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-            cursor.execute(sql, params)
+        with connection.wrap_database_errors, psycopg.Cursor(raw) as cursor:
+            if prepare:
+                pooler.execute_prepared(raw, cursor, sql, params)
+            else:
+                cursor.execute(sql, params)
+            if one:
+                return [cursor.fetchone()[0]]
             # Ids come from one sequence in insertion order, which is the rows' order.
             return sorted(row[0] for row in cursor.fetchall())
 
+    def _one_row_insert(self, row: NewJob, now: datetime) -> tuple[str, list]:
+        """The INSERT of one row (with its NOTIFY when it is due), from SQL text built
+        once per shape: what ``later()`` runs, so it is prepared (``execute_prepared``)."""
+        notify = row.run_at is not None and row.run_at <= now
+        limits = row.concurrency_key is not None or row.rate_key is not None
+        key = (row.meta is not None, row.tag is not None, limits, notify)
+        sql = self._one_row_sql.get(key)
+        if sql is None:
+            sql = self._one_row_sql[key] = self._one_row_text(*key)
+        # psycopg adapts datetimes itself: Django's adapt() would return them unchanged.
+        params = [row.name, row.args, row.kwargs, row.queue, row.priority, row.run_at, now, now]
+        if row.meta is not None:
+            params.append(row.meta)
+        if row.tag is not None:
+            params.append(row.tag)
+        if limits:
+            params += [row.concurrency_key, row.concurrency_limit, row.rate_key, row.rate_limit]
+        if notify:
+            params.append(row.queue)
+        return sql, params
+
+    def _one_row_text(self, with_meta: bool, with_tag: bool, limits: bool, notify: bool) -> str:
+        more = (
+            (", %s::jsonb" if with_meta else "")
+            + (", %s" if with_tag else "")
+            + (", %s, %s, %s, %s" if limits else "")
+        )
+        sql = (
+            f"INSERT INTO {self.table} ({INSERT_COLUMNS}"
+            f"{optional_columns(with_meta, with_tag, limits)})"
+            f" VALUES ({self.placeholders()}{more}) RETURNING id"
+        )
+        if not notify:  # not due yet: nothing to wake
+            return sql
+        # NOTIFY inside the inserting statement: one round trip, delivered at commit and
+        # never for a rolled-back job.
+        return f"{sql}, pg_notify('{CHANNEL}', %s)"
+
     def _insert_sql(self, rows: Sequence[NewJob], now: datetime) -> tuple[str, list]:
-        if len(rows) == 1 or not is_psycopg3 or has_limits(rows):
+        if not is_psycopg3 or has_limits(rows):
             sql, params = super()._insert_sql(rows, now)
         else:
             sql, params = self._unnest_insert(rows, now)
@@ -97,35 +157,36 @@ class PostgreSQLStorage(Storage):
         return None if found is None else found[0]
 
     def _unnest_insert(self, rows: Sequence[NewJob], now: datetime) -> tuple[str, list]:
-        # Six array parameters instead of eight per row, sent in binary (%b): far less to
-        # build, send and parse. Only for a psycopg 3 cursor (see insert()). A seventh
-        # for ``meta`` when a row has one (a traced later_many), NULL for the others; and
-        # one for ``tag`` likewise.
-        with_meta, with_tag = has_meta(rows), has_tag(rows)
-        column, value, array, alias = (
-            (", meta", ", m::jsonb", ", %b::text[]", ", m") if with_meta else ("", "", "", "")
-        )
-        if with_tag:
-            column, value, array, alias = (
-                column + ", tag",
-                value + ", g",
-                array + ", %b::text[]",
-                alias + ", g",
-            )
+        # One array per column whose values differ between rows, sent in binary (%b),
+        # and one parameter for a column that has the same value in every row (a
+        # later_many's name, queue, priority and run_at; nearly always its kwargs):
+        # far less to build, send and parse than a parameter per row and column. The
+        # arguments are always an array: unnest() makes the rows. Only for a psycopg 3
+        # cursor (see insert()). ``meta`` (a traced later_many) and ``tag`` only when a
+        # row has one, NULL for the others.
+        columns = list(_UNNEST_COLUMNS)
+        if has_meta(rows):
+            columns.append(("meta", "text", "::jsonb"))
+        if has_tag(rows):
+            columns.append(("tag", "text", ""))
+        selected, arrays, names, scalars, lists = [], [], [], [], []
+        for i, (column, kind, cast) in enumerate(columns):
+            values = list(map(attrgetter(column), rows))
+            if column != "args" and values.count(values[0]) == len(values):
+                selected.append(f"%s::{kind}{cast}")
+                scalars.append(values[0])
+            else:
+                selected.append(f"c{i}{cast}")
+                arrays.append(f"%b::{kind}[]")
+                names.append(f"c{i}")
+                lists.append(values)
         return (
-            f"INSERT INTO {self.table} (name, args, kwargs, queue, priority, run_at, attempts,"
-            f" last_error, progress_message, created_at, updated_at{column})"
-            f" SELECT n, a::jsonb, k::jsonb, q, p, r, 0, '', '', %s, %s{value} FROM unnest("
-            "%b::text[], %b::text[], %b::text[], %b::text[], %b::int[], %b::timestamptz[]"
-            f"{array}) AS u(n, a, k, q, p, r{alias}) RETURNING id",
-            [
-                now, now,
-                [r.name for r in rows], [r.args for r in rows], [r.kwargs for r in rows],
-                [r.queue for r in rows], [r.priority for r in rows], [r.run_at for r in rows],
-                *([[r.meta for r in rows]] if with_meta else []),
-                *([[r.tag for r in rows]] if with_tag else []),
-            ],
-        )  # fmt: skip
+            f"INSERT INTO {self.table} ({', '.join(column for column, _, _ in columns)},"
+            " attempts, last_error, progress_message, created_at, updated_at)"
+            f" SELECT {', '.join(selected)}, 0, '', '', %s, %s"
+            f" FROM unnest({', '.join(arrays)}) AS u({', '.join(names)}) RETURNING id",
+            [*scalars, now, now, *lists],
+        )
 
     def claim_plain(
         self,
