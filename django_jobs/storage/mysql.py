@@ -21,6 +21,7 @@ from typing import Any
 
 from django.db import OperationalError, transaction
 
+from ..models import Job
 from .base import Storage
 from .rows import CLAIM_COLUMNS, ClaimedJob, NewJob, new_token
 
@@ -200,6 +201,18 @@ class MySQLStorage(Storage):
             " used_at = IF(used_at < %s, VALUES(used_at), used_at)",
             [*(value for key in keys for value in (key, self.adapt(now))), self._stale(now)],
         )
+
+    def estimated_count(self) -> int | None:
+        # InnoDB's own estimate of the table's rows (from its sampled statistics, kept up
+        # to date as rows change), read from the data dictionary without touching rows.
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT TABLE_ROWS FROM information_schema.TABLES"
+                " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s",
+                [Job._meta.db_table],
+            )
+            row = cursor.fetchone()
+        return None if row is None or row[0] is None else int(row[0])
 
     def concat(self, left: str, right: str) -> str:
         return f"CONCAT({left}, {right})"  # || is OR unless sql_mode has PIPES_AS_CONCAT

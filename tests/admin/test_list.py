@@ -224,14 +224,15 @@ def test_unfiltered_count_beyond_the_cap_uses_the_estimate(admin_client, monkeyp
     monkeypatch.setattr(admin_paging, "EXACT_UP_TO", 4)
     for _ in range(30):
         make_job()
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("ANALYZE django_jobs_job")
+    analyze()
     response = admin_client.get(URL)
     cl = response.context["cl"]
-    if connection.vendor == "postgresql":
-        assert cl.paginator.count_kind == "estimate" and cl.result_count == 30
-        assert "about 30 jobs" in response.content.decode()
+    if connection.vendor != "sqlite":
+        # PostgreSQL's estimate is exact on one page; InnoDB's is rough on a tiny table.
+        estimate = max(get_storage().estimated_count(), 5)
+        assert connection.vendor == "mysql" or estimate == 30
+        assert cl.paginator.count_kind == "estimate" and cl.result_count == estimate
+        assert f"about {estimate} jobs" in response.content.decode()
     else:
         assert get_storage().estimated_count() is None
         assert cl.paginator.count_kind == "lower bound" and cl.result_count == 4
@@ -239,15 +240,31 @@ def test_unfiltered_count_beyond_the_cap_uses_the_estimate(admin_client, monkeyp
     assert len(listed(admin_client.get(URL))) == 30
 
 
-def test_estimate_follows_the_table_on_postgresql():
-    if connection.vendor != "postgresql":
+def analyze() -> None:
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("ANALYZE django_jobs_job")
+        elif connection.vendor == "mysql":
+            cursor.execute("ANALYZE TABLE django_jobs_job")
+            cursor.fetchall()
+
+
+def test_estimate_follows_the_table():
+    if connection.vendor == "sqlite":
         assert get_storage().estimated_count() is None
         return
     for _ in range(20):
         make_job()
+    analyze()
+    if connection.vendor == "postgresql":
+        assert get_storage().estimated_count() == 20  # one page: counted exactly
+        return
+    # InnoDB's estimate (what SHOW TABLE STATUS says), which is rough on a tiny table.
     with connection.cursor() as cursor:
-        cursor.execute("ANALYZE django_jobs_job")
-    assert get_storage().estimated_count() == 20
+        cursor.execute("SHOW TABLE STATUS LIKE 'django_jobs_job'")
+        columns = [c[0] for c in cursor.description]
+        rows = dict(zip(columns, cursor.fetchone(), strict=True))["Rows"]
+    assert get_storage().estimated_count() == rows > 0
 
 
 def test_failed_and_succeeded_lists_show_the_newest_first(admin_client):
