@@ -15,7 +15,8 @@ from django.utils import timezone
 from django_jobs.admin import paging as admin_paging
 from django_jobs.models import Job
 
-pytestmark = pytest.mark.django_db
+# ANALYZE TABLE commits on MySQL/MariaDB: a transaction per test would not roll back.
+pytestmark = pytest.mark.django_db(transaction=True)
 URL = "/admin/django_jobs/job/"
 
 
