@@ -7,13 +7,15 @@ of a million-row list (about half a second) and spilled the sort to disk for pag
 page 500 reads 25,000 entries of an index-only scan (``EstimatingPaginator`` fetches the
 page's ids first on deep pages).
 
-PostgreSQL only: there the claim and outcome writes of a worker already touch every index
-of a row (their UPDATE changes indexed columns), and an index on three small columns adds
-little to them. On MariaDB/MySQL every index is a cost per claim and per deleted job on
-the no-op drain (see docs/performance.md), and SQLite tables are rarely this large: the
-admin's default list there sorts the matching rows. Built CONCURRENTLY (no lock that stops
-enqueues and claims while it builds), hence ``atomic = False``, with an INVALID leftover of
-an interrupted build dropped first, as in 0005.
+PostgreSQL only: there the claim's UPDATE already touches every index of a row (it
+changes indexed columns), and an index on three small columns adds little to it (the
+no-op drain's PostgreSQL CPU per job was 40-42 us with it and 41-51 us without, in
+alternating ``bench.drain_cost`` runs). On MariaDB/MySQL every index is a cost per claim
+and per deleted job on the no-op drain (see docs/performance.md), and SQLite tables are
+rarely this large: the admin's default list there sorts the matching rows. Built
+CONCURRENTLY (no lock that stops enqueues and claims while it builds), hence
+``atomic = False``, with an INVALID leftover of an interrupted build dropped first, as in
+0005.
 """
 
 from django.db import migrations
