@@ -54,7 +54,10 @@ class Flusher(threading.Thread):
             while not self.stop_event.wait(FLUSH_INTERVAL / 2):
                 try:
                     if worker.ledger.unwritten_for() >= FLUSH_INTERVAL:
-                        worker.flush()
+                        # Starts of jobs younger than a tick wait for the next one: most
+                        # short jobs have ended by then, and their start is written
+                        # with their outcome instead of in a statement of its own.
+                        worker.flush_settled()
                     self._give_back_hoarded()
                 except (DatabaseError, InterfaceError) as exc:
                     # Nothing is lost: the writes went back into the ledger. The main

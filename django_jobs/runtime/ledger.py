@@ -48,6 +48,8 @@ class Ledger:
         self._finished: list[Outcome] = []
         #: monotonic time since which something waits to be written (None: nothing).
         self._unwritten_since: float | None = None
+        #: monotonic time since which an outcome waits to be written (None: none does).
+        self._outcomes_since: float | None = None
         self.done = 0
 
     # -- reading -------------------------------------------------------------------------
@@ -71,6 +73,11 @@ class Ledger:
     def unwritten_for(self) -> float:
         """Seconds the oldest unwritten start or outcome has waited (0: none)."""
         since = self._unwritten_since
+        return 0.0 if since is None else time.monotonic() - since
+
+    def outcomes_wait(self) -> float:
+        """Seconds the oldest unwritten outcome has waited (0: none)."""
+        since = self._outcomes_since
         return 0.0 if since is None else time.monotonic() - since
 
     def known_ids(self) -> set[int]:
@@ -137,26 +144,61 @@ class Ledger:
             self.done += 1
             return True
 
+    def finish_many(self, ended: list[tuple[Call, Outcome]]) -> list[Outcome]:
+        """``finish`` for several jobs under one lock; the outcomes buffered."""
+        buffered = []
+        with self.lock:
+            for call, outcome in ended:
+                if self._running.pop(call.claimed.id, None) is None:
+                    continue
+                self._unmarked.discard(call.claimed.id)
+                buffered.append(outcome)
+            if buffered:
+                self._finished += buffered
+                self._note_unwritten()
+                self.done += len(buffered)
+        return buffered
+
     def _note_unwritten(self) -> None:
+        # Called with an outcome just buffered.
         if self._unwritten_since is None:
             self._unwritten_since = time.monotonic()
+        if self._outcomes_since is None:
+            self._outcomes_since = time.monotonic()
 
     # -- writing -------------------------------------------------------------------------
 
-    def take_writes(self, deadline_of: Callable[[Call], float]) -> Writes:
-        """Starts not yet written and outcomes not yet written, removed from the ledger."""
+    def take_writes(
+        self, deadline_of: Callable[[Call], float], started_before: float | None = None
+    ) -> Writes:
+        """Starts not yet written and outcomes not yet written, removed from the ledger.
+
+        With ``started_before`` (monotonic), only the starts of jobs that began by then:
+        a younger job most likely ends before the next flush, which then writes its
+        outcome alone (its start with it), one statement fewer. The starts left behind
+        keep the ledger unwritten since the oldest of them, so the flusher comes back for
+        them as it would have.
+        """
         with self.lock:
             marks = []
+            left: set[int] = set()
+            oldest_left: float | None = None
             for job_id in self._unmarked:
                 call = self._running[job_id]
+                if started_before is not None and call.started > started_before:
+                    left.add(job_id)
+                    if oldest_left is None or call.started < oldest_left:
+                        oldest_left = call.started
+                    continue
                 limit = deadline_of(call)
                 started = clock.at(call.started_at)
                 expires = started + timedelta(seconds=limit) if limit else None
                 marks.append(StartMark(call.claimed, started, expires))
             writes = Writes(marks, self._finished)
-            self._unmarked = set()
+            self._unmarked = left
             self._finished = []
-            self._unwritten_since = None
+            self._unwritten_since = oldest_left
+            self._outcomes_since = None
             return writes
 
     def restore(self, writes: Writes) -> None:
@@ -169,6 +211,8 @@ class Ledger:
             # (the start of a job that finished meanwhile is written with its outcome)
             if writes and self._unwritten_since is None:
                 self._unwritten_since = time.monotonic()
+            if self._finished and self._outcomes_since is None:
+                self._outcomes_since = time.monotonic()
 
     # -- giving back -----------------------------------------------------------------------
 

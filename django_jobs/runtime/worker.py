@@ -35,7 +35,7 @@ from .heartbeat import HeartbeatThread, deregister, identity_for, new_instance, 
 from .ledger import Ledger
 from .recycling import Recycling
 from .resilience import DatabaseRetry
-from .runners import AsyncRunner, ThreadRunner
+from .runners import AsyncRunner, Ended, ThreadRunner
 from .watchdog import Watchdog
 
 logger = logging.getLogger("django_jobs.worker")
@@ -46,6 +46,10 @@ CLAIM_WINDOW = 0.05
 REFILL_WAIT = 0.02
 #: Async slots count towards a claim while an async job was among this many last claimed.
 ASYNC_MEMORY = 50
+#: Once a claim found fewer ready jobs than it asked for, outcomes wait at most this long
+#: to be written, not FLUSH_INTERVAL: the jobs still running are the last of the queue,
+#: and whoever waits for them (a drain, a caller's result) should not wait for the flusher.
+TAIL_FLUSH = 0.005
 
 
 class Worker:
@@ -77,7 +81,7 @@ class Worker:
         os.set_blocking(self.wake_r, False)
         os.set_blocking(self.wake_w, False)
         self.threads = ThreadRunner(group.threads, self.finished) if group.threads > 1 else None
-        self.asyncs = AsyncRunner(group.async_concurrency, self.finished)
+        self.asyncs = AsyncRunner(group.async_concurrency, self.finished_many)
         # Claimed jobs since the last async one: async slots count only while async jobs
         # are actually arriving, so a sync-only queue is never claimed 10 jobs deep.
         self.since_async = ASYNC_MEMORY
@@ -89,6 +93,8 @@ class Worker:
         self._waiter = None
         self.last_claim = 0.0
         self.refill_deferred = False
+        #: The last claim found fewer ready jobs than it asked for.
+        self.queue_empty = False
         self.recycling = Recycling(group, self.identity)
         self.db = DatabaseRetry(self.identity, self.wake_r, lambda: self.immediate)
         #: A claim failed with a database error: it may have locked rows all the same.
@@ -216,6 +222,8 @@ class Worker:
             if self.ledger.busy():
                 if self.db_suspect and self.ledger.unwritten_for():
                     self.db.run(self.flush)
+                elif self.queue_empty and self.ledger.outcomes_wait() >= TAIL_FLUSH:
+                    self.db.run(self.flush_settled)
                 self._wait_for_running()
                 continue
             self.db.run(self.flush)
@@ -283,6 +291,7 @@ class Worker:
         except (DatabaseError, InterfaceError):
             self.claim_uncertain = True
             raise
+        self.queue_empty = len(claimed) < size
         # Jobs their rate limit lets start only a moment from now go last: the others
         # start at once instead of waiting behind them.
         claimed.sort(key=lambda job: job.not_before or 0.0)
@@ -319,21 +328,27 @@ class Worker:
         return self.heartbeat.vouches_for(call.claimed_at)
 
     def _dispatch(self) -> None:
-        while (call := self.ledger.start_next(self._has_slot)) is not None:
-            if call.claimed.name not in self.proven:
-                # The first job of a name in this process has its start written before it
-                # runs: if it brings the process down (a segfault, os._exit, the OOM
-                # killer), recovery charges it an attempt instead of handing it back
-                # unspent forever. Later jobs of the name ride on batched writes.
-                self.db.run(self.flush)
-            if call.context is not None and call.timeout:
-                call.context.deadline = call.started + call.timeout
-            if call.is_async:
-                self.asyncs.submit(call)
-            elif self.threads is not None:
-                self.threads.submit(call)
-            else:
-                self._run_inline(call)
+        try:
+            while (call := self.ledger.start_next(self._has_slot)) is not None:
+                if call.claimed.name not in self.proven:
+                    # The first job of a name in this process has its start written before
+                    # it runs: if it brings the process down (a segfault, os._exit, the OOM
+                    # killer), recovery charges it an attempt instead of handing it back
+                    # unspent forever. Later jobs of the name ride on batched writes.
+                    self.asyncs.send()
+                    self.db.run(self.flush)
+                if call.context is not None and call.timeout:
+                    call.context.deadline = call.started + call.timeout
+                if call.is_async:
+                    self.asyncs.submit(call)
+                elif self.threads is not None:
+                    self.threads.submit(call)
+                else:
+                    self.asyncs.send()  # before a sync job holds this thread
+                    self._run_inline(call)
+        finally:
+            # Every async job started in this pass reaches the event loop in one batch.
+            self.asyncs.send()
 
     def _run_inline(self, call: Call) -> None:
         self.in_inline_job = True
@@ -352,7 +367,23 @@ class Worker:
         self._record(call, error)
         self.wake()
 
+    def finished_many(self, ended: list[Ended]) -> None:
+        """Called from the event loop's thread with the async jobs that ended in one pass
+        of the loop: their outcomes are buffered together, and this thread is woken once."""
+        recorded = self.ledger.finish_many(
+            [(call, self._outcome(call, error)) for call, error in ended]
+        )
+        if self.on_outcome is not None:
+            for outcome in recorded:
+                self.on_outcome(outcome)
+        self.wake()
+
     def _record(self, call: Call, error: BaseException | None) -> None:
+        outcome = self._outcome(call, error)
+        if self.ledger.finish(call, outcome) and self.on_outcome is not None:
+            self.on_outcome(outcome)
+
+    def _outcome(self, call: Call, error: BaseException | None) -> Outcome:
         outcome = outcome_of(call, error)
         duration = time.monotonic() - call.started
         self.avg_duration = (
@@ -365,19 +396,21 @@ class Worker:
         ):
             self.db_suspect = True  # tidy_connections closed it: it was unusable
         self.proven.add(call.claimed.name)  # it ran and returned: it does not kill us
-        if self.ledger.finish(call, outcome) and self.on_outcome is not None:
-            self.on_outcome(outcome)
+        return outcome
 
     def time_limit(self, call: Call) -> float:
         """The job's own timeout, else the group's MAX_RUNTIME: what the watchdog enforces."""
         return call.timeout or self.group.max_runtime
 
-    def flush(self) -> None:
+    def flush(self, started_before: float | None = None) -> None:
         """Write the starts and outcomes not written yet, in one batch; then send the
-        outcome signals of what was written (outside the lock: receivers may be slow)."""
+        outcome signals of what was written (outside the lock: receivers may be slow).
+
+        ``started_before``: write only the starts of jobs that began by then (monotonic;
+        see :meth:`.Ledger.take_writes`)."""
         report = signals.listening()
         with self.flush_lock:
-            writes = self.ledger.take_writes(self.time_limit)
+            writes = self.ledger.take_writes(self.time_limit, started_before)
             if not writes:
                 if self.db_suspect and threading.current_thread() is not self.flusher:
                     # Nothing to write: prove the main connection works before running more.
@@ -405,8 +438,16 @@ class Worker:
         if report and writes.outcomes:
             signals.ended(writes.outcomes)
 
+    def flush_settled(self) -> None:
+        """Write the outcomes waiting, and the starts of jobs running for a flusher tick
+        (see :meth:`.Ledger.take_writes`)."""
+        self.flush(started_before=time.monotonic() - FLUSH_INTERVAL / 2)
+
     def _wait_for_running(self) -> None:
         timeout = FLUSH_INTERVAL if self.ledger.unwritten_for() else 1.0
+        waited = self.ledger.outcomes_wait()
+        if self.queue_empty and waited:
+            timeout = min(timeout, max(TAIL_FLUSH - waited, 0.0))
         if self.refill_deferred:
             timeout = min(timeout, REFILL_WAIT)
         not_before = self.ledger.next_not_before()

@@ -402,8 +402,10 @@ class OutcomeWriting:
         the rows. A DELETE covers many rows: when it deleted fewer than it named (a claim
         taken away, which is rare), the rows still there are the ones it did not delete.
         """
+        removals = self._deletes(deletes, skip)
         statements = [(sql, params) for sql, params, _ in first]
-        statements += self._statements(deletes, updates, skip)
+        statements += [(sql, params) for sql, params, _ in removals]
+        statements += self._statements([], updates, skip)
         errored = [o for _, _, o in updates if o.kind not in _PLAIN_ENDS]
         with self.atomic_if(len(statements) > 1 or bool(errored) or bool(published)):
             with self.connection.cursor() as cursor:
@@ -417,7 +419,7 @@ class OutcomeWriting:
                     outcome.ended = outcome.kind
                 by_id = {outcome.job.id: outcome for outcome in deletes}
                 done = len(first)
-                for _, ids in _delete_chunks(deletes):
+                for _, _, ids in removals:
                     expected = sum(1 for job_id in ids if job_id not in kept_cancelled)
                     if counts[done] < expected:
                         for job_id in self._among(cursor, ids):
@@ -521,15 +523,7 @@ class OutcomeWriting:
         updates: list[tuple[str, list[Any], Outcome]],
         guard: str = "",
     ) -> list[tuple[str, list[Any]]]:
-        statements: list[tuple[str, list[Any]]] = []
-        for token, chunk in _delete_chunks(deletes):
-            among, ids = self.ids_among(chunk)
-            statements.append(
-                (
-                    f"DELETE FROM {self.table} WHERE {among} AND claim_token = %s{guard}",
-                    [*ids, token],
-                )
-            )
+        statements = [(sql, params) for sql, params, _ in self._deletes(deletes, guard)]
         for assignments, params, _ in updates:
             statements.append(
                 (
@@ -543,6 +537,23 @@ class OutcomeWriting:
     def ids_among(self, ids: list[int]) -> tuple[str, list[Any]]:
         """SQL that holds for a row whose ``id`` is one of ``ids``, and its parameters."""
         return f"id IN ({', '.join(['%s'] * len(ids))})", list(ids)
+
+    def _deletes(
+        self, deletes: list[Outcome], guard: str = ""
+    ) -> list[tuple[str, list[Any], list[int]]]:
+        """(sql, parameters, job ids) of each DELETE that records ``deletes``, each
+        guarded by the claim token of its rows: one per claim, 500 ids at most."""
+        statements = []
+        for token, chunk in _delete_chunks(deletes):
+            among, ids = self.ids_among(chunk)
+            statements.append(
+                (
+                    f"DELETE FROM {self.table} WHERE {among} AND claim_token = %s{guard}",
+                    [*ids, token],
+                    chunk,
+                )
+            )
+        return statements
 
     def atomic_if(self, needed: bool):
         """A transaction around several statements; a single statement is atomic alone."""

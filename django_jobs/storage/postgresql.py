@@ -19,7 +19,7 @@ from . import pooler
 from .base import INSERT_COLUMNS, Storage, has_limits, has_meta, has_tag, optional_columns
 from .eventreading import EventReader, RawEvent
 from .limits import BLOCKED
-from .rows import CLAIM_COLUMNS, ClaimedJob, NewJob, new_token
+from .rows import CLAIM_COLUMNS, ClaimedJob, NewJob, Outcome, StartMark, chunks, new_token
 from .waiting import Waiter, drain
 
 logger = logging.getLogger("django_jobs.worker")
@@ -240,6 +240,50 @@ class PostgreSQLStorage(Storage):
             )
             row = cursor.fetchone()
         return None if row is None or row[0] is None else int(row[0])
+
+    # -- outcomes and starts: one statement for a whole flush ------------------------
+    # Each row is matched on its id and its own claim token (the fencing), against
+    # arrays: one statement per flush rather than one per claim (or per start), and the
+    # same text every time, whatever the batch. ``t.id = ANY(…)`` lets the planner find
+    # the rows by primary key before it matches them to the pairs.
+
+    _PAIRS = "t.id = ANY(%s::bigint[]) AND t.id = d.job AND t.claim_token = d.token"
+
+    def _deletes(
+        self, deletes: list[Outcome], guard: str = ""
+    ) -> list[tuple[str, list[Any], list[int]]]:
+        statements = []
+        for chunk in chunks(deletes, 5000):
+            ids = [outcome.job.id for outcome in chunk]
+            statements.append(
+                (
+                    f"DELETE FROM {self.table} AS t USING unnest(%s::bigint[], %s::bigint[])"
+                    f" AS d(job, token) WHERE {self._PAIRS}{guard}",
+                    [ids, [outcome.job.token for outcome in chunk], ids],
+                    ids,
+                )
+            )
+        return statements
+
+    def mark_started(self, marks: Sequence[StartMark], now: datetime) -> int:
+        statements = []
+        for chunk in chunks(list(marks), 5000):
+            ids = [mark.job.id for mark in chunk]
+            statements.append(
+                (
+                    f"UPDATE {self.table} AS t SET started_at = d.started, expires_at ="
+                    " d.expires FROM unnest(%s::bigint[], %s::bigint[], %s::timestamptz[],"
+                    f" %s::timestamptz[]) AS d(job, token, started, expires) WHERE {self._PAIRS}",
+                    [
+                        ids,
+                        [mark.job.token for mark in chunk],
+                        [self.adapt(mark.started_at) for mark in chunk],
+                        [self.adapt(mark.expires_at) for mark in chunk],
+                        ids,
+                    ],
+                )
+            )
+        return self._write(statements)
 
     def waiter(self, queues: tuple[str, ...] | None) -> Waiter:
         listen = self.listen_alias()
