@@ -7,12 +7,13 @@ from django.conf import settings
 from django.test import override_settings
 from django.utils import timezone
 
-from django_jobs import later
+from django_jobs import later, later_many
 from django_jobs.conf import jobs_settings
 from django_jobs.models import Job, JobStatus
 from django_jobs.models import Worker as WorkerRow
 from django_jobs.runtime.worker import Worker
 from django_jobs.storage import get_storage
+from django_jobs.storage.base import Storage
 from tests.testapp import jobs
 from tests.testapp.models import Execution
 
@@ -188,3 +189,22 @@ def test_async_jobs_and_threads_run():
     workoff(threads=3, async_concurrency=3)
     assert Execution.objects.count() == 12
     assert not Job.objects.exists()
+
+
+def test_async_jobs_reach_the_loop_one_batch_per_claim(monkeypatch):
+    """Each claim's async jobs cross to the event loop in one hand-off, not one each."""
+    claims = []
+    claim = Storage.claim
+
+    def counted(self, *args, **kwargs):
+        jobs = claim(self, *args, **kwargs)
+        if jobs:
+            claims.append(len(jobs))
+        return jobs
+
+    monkeypatch.setattr(Storage, "claim", counted)
+    later_many(jobs.async_record, [[f"b{i}"] for i in range(40)])
+    worker = workoff(async_concurrency=40, batch_size=40)
+    assert Execution.objects.count() == 40 and not Job.objects.exists()
+    assert sum(claims) == 40
+    assert worker.asyncs.sends == len(claims) and worker.asyncs.reports <= 40
