@@ -103,10 +103,7 @@ SYSTEMS = {
         "bench.ours",
         "ours",
         sleep_sync=_flags(**OURS_SYNC),
-        # BATCH_SIZE is not passed: the measured configuration has the default batch.
-        sleep_async=_flags(
-            procs=OURS_ASYNC["procs"], async_concurrency=OURS_ASYNC["async_concurrency"]
-        ),
+        sleep_async=_flags(**OURS_ASYNC),
     ),
     TASKSDB: System(
         TASKSDB,

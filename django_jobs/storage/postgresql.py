@@ -213,11 +213,6 @@ class PostgreSQLStorage(Storage):
         jobs.sort(key=ClaimedJob.sort_key)
         return jobs
 
-    def ids_among(self, ids: list[int]) -> tuple[str, list[Any]]:
-        # One array parameter: the statement's text is the same for every batch, and the
-        # client does not parse a placeholder per id (Django binds on the client).
-        return "id = ANY(%s)", [list(ids)]
-
     def _keys_with_waiting_sql(self, keys: list[str]) -> tuple[str, list]:
         # One probe per key: with an IN list the planner may read every waiting row
         # through the due index (run_at IS NULL) instead of the key's entries.
