@@ -3,6 +3,11 @@
     python -m bench.drain_cost --engine postgres --jobs 10000            # CPU per job
     python -m bench.drain_cost --engine postgres --jobs 10000 --count    # statements
     python -m bench.drain_cost --engine postgres --jobs 10000 --profile 30
+    python -m bench.drain_cost --engine postgres --jobs 20000 --kind async --batch 250
+
+``--kind async`` drains the 10 ms ``async def`` job of the sleep_async case instead, with
+``--async-concurrency`` slots (250, bench/plan.py's OURS_ASYNC), and adds the hand-offs
+between the worker's thread and its event loop per job (batches sent, reports back).
 
 Stores ``--jobs`` no-op jobs (``later_many``), then drains them in this process with one
 real :class:`~django_jobs.runtime.worker.Worker` (``workoff``: it returns once nothing is
@@ -131,6 +136,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--jobs", type=int, default=10_000)
     p.add_argument("--db", default=DB)
     p.add_argument("--batch", type=int, default=100, help="BATCH_SIZE of the worker group")
+    p.add_argument("--kind", default="noop", choices=["noop", "async"])
+    p.add_argument("--async-concurrency", type=int, default=250)
     p.add_argument("--count", action="store_true", help="count statements and transactions")
     p.add_argument("--profile", type=int, default=0, help="print the N costliest functions")
     args = p.parse_args(argv)
@@ -138,6 +145,7 @@ def main(argv: list[str] | None = None) -> dict:
     import os
 
     os.environ["BENCH_BATCH"] = str(args.batch)
+    os.environ["BENCH_ASYNC"] = str(args.async_concurrency)
     from bench.ours import fill, jobs_module, setup_django
 
     setup_django(args.engine, args.db)
@@ -146,7 +154,7 @@ def main(argv: list[str] | None = None) -> dict:
     from django_jobs.conf import jobs_settings
     from django_jobs.runtime import worker as worker_module
 
-    fill(jobs_module().noop, args.jobs)
+    fill(jobs_module().asleep10 if args.kind == "async" else jobs_module().noop, args.jobs)
     connections.close_all()
     counting = Counting()
     if args.count:
@@ -173,10 +181,15 @@ def main(argv: list[str] | None = None) -> dict:
     n = worker.jobs_done
     result = {
         "engine": args.engine,
+        "kind": args.kind,
         "jobs": n,
         "wall_s": round(wall, 3),
         "worker_cpu_us_per_job": round(1e6 * (server["process"] - cpu0) / max(n, 1), 1),
     }
+    if args.kind == "async":
+        # (an older tree counts none: it handed over each job, and back, on its own)
+        crossings = getattr(worker.asyncs, "sends", n) + getattr(worker.asyncs, "reports", n)
+        result["loop_handoffs_per_job"] = round(crossings / max(n, 1), 4)
     if server.get("cpu") is not None:
         result["pg_cpu_us_per_job"] = round(1e6 * server["cpu"] / max(n, 1), 1)
     if args.count:

@@ -44,8 +44,9 @@ METRICS = {
 }
 
 #: Best configurations for 10 ms jobs on a 2-core machine, each the fastest of a few tried
-#: by hand (ours THREADS 16/32/64, ASYNC_CONCURRENCY 50/100/250; procrastinate concurrency
-#: 10/25/50; pgqueuer batch 10/25/50 sync, 25/100/250 async).
+#: by hand (ours THREADS 16/32/64, ASYNC_CONCURRENCY 50/100/250, BATCH_SIZE 100/250 async;
+#: procrastinate concurrency 10/25/50; pgqueuer batch 10/25/50 sync, 25/100/250 async, and
+#: again 250/500/1000 with 1 and 2 processes: 2 processes best, the batches within noise).
 OURS_SYNC = {"procs": 2, "threads": 64}
 OURS_ASYNC = {"procs": 2, "async_concurrency": 250, "batch": 250}
 TASKSDB_SYNC_PROCS = 4
