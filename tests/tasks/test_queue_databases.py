@@ -5,31 +5,21 @@ before ids named it still resolve."""
 from __future__ import annotations
 
 import pytest
-from django.conf import settings
-from django.test import override_settings
 
 from django_jobs.models import Job
 from django_jobs.tasks import framework
 from django_jobs.testing import run_jobs
 from tests.testapp import tasks
+from tests.two_databases import ON_BOTH, routed
 
 api = framework.load()
 
-QUEUES = {"default": {}, "email": {}, "slow": {}, "reports": {"DATABASE": "jobs2"}}
-WORKERS = [
-    {"QUEUE": ["default", "email", "slow"], "MAX_ATTEMPTS": 3},
-    {"QUEUE": "reports", "MAX_ATTEMPTS": 3},
-]
-
-pytestmark = [
-    pytest.mark.django_db(transaction=True, databases=["default", "jobs2"]),
-    pytest.mark.usefixtures("routed"),
-]
+pytestmark = [ON_BOTH, pytest.mark.usefixtures("routed_jobs")]
 
 
 @pytest.fixture
-def routed():
-    with override_settings(JOBS={**settings.JOBS, "QUEUES": QUEUES, "WORKERS": WORKERS}):
+def routed_jobs():
+    with routed():
         yield
 
 

@@ -7,9 +7,7 @@ from __future__ import annotations
 import socket
 
 import pytest
-from django.conf import settings
 from django.db import connections
-from django.test import override_settings
 from django.utils import timezone
 
 from django_jobs import later, later_many, pause
@@ -17,22 +15,14 @@ from django_jobs.metrics.exposition import scrape_registry
 from django_jobs.models import Job, Worker
 from tests.metrics_text import samples, value
 from tests.testapp import jobs
+from tests.two_databases import ON_BOTH, routed
 
-QUEUES = {"default": {}, "email": {}, "slow": {}, "reports": {"DATABASE": "jobs2"}}
-WORKERS = [
-    {"QUEUE": ["default", "email", "slow"], "MAX_ATTEMPTS": 3},
-    {"QUEUE": "reports", "MAX_ATTEMPTS": 3},
-]
-
-pytestmark = [
-    pytest.mark.django_db(transaction=True, databases=["default", "jobs2"]),
-    pytest.mark.usefixtures("routed"),
-]
+pytestmark = [ON_BOTH, pytest.mark.usefixtures("routed_jobs")]
 
 
 @pytest.fixture
-def routed():
-    with override_settings(JOBS={**settings.JOBS, "QUEUES": QUEUES, "WORKERS": WORKERS}):
+def routed_jobs():
+    with routed():
         yield
 
 
