@@ -142,13 +142,7 @@ def ensure_rows(engine: str, rows: int) -> None:
         started = time.perf_counter()
         cursor.execute("DELETE FROM django_jobs_job")
         cursor.execute(fill_sql(engine, rows))
-        if engine == "postgres":
-            cursor.execute("VACUUM ANALYZE django_jobs_job")
-        elif engine == "mysql":
-            cursor.execute("ANALYZE TABLE django_jobs_job")
-            cursor.fetchall()
-        else:
-            cursor.execute("ANALYZE")
+        lib.analyze_jobs(cursor, engine)
         print(f"  done in {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
 
 

@@ -35,6 +35,17 @@ def pg_dsn(name: str) -> str:
     return f"postgresql://{PG['user']}@{PG['host']}:{PG['port']}/{name}"
 
 
+def analyze_jobs(cursor, engine: str) -> None:
+    """Fresh planner statistics for the job table (after a bulk fill), on ``cursor``."""
+    if engine == "postgres":
+        cursor.execute("VACUUM ANALYZE django_jobs_job")
+    elif engine == "mysql":
+        cursor.execute("ANALYZE TABLE django_jobs_job")
+        cursor.fetchall()  # MySQL's ANALYZE TABLE returns a result set
+    else:
+        cursor.execute("ANALYZE")
+
+
 def connect(engine: str, name: str):
     """An autocommit DB-API connection to the benchmark database ``name``."""
     if engine == "postgres":

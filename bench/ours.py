@@ -245,13 +245,7 @@ def add_extra_rows(engine: str) -> None:
         cursor.execute(
             f"INSERT INTO {MARKER} SELECT count(*) FROM django_jobs_job WHERE name = '{EXTRA_NAME}'"
         )
-        if engine == "postgres":
-            cursor.execute("VACUUM ANALYZE django_jobs_job")
-        elif engine == "mysql":
-            cursor.execute("ANALYZE TABLE django_jobs_job")
-            cursor.fetchall()
-        else:
-            cursor.execute("ANALYZE")
+        lib.analyze_jobs(cursor, engine)
 
 
 # -- pickup latency ---------------------------------------------------------------------

@@ -16,6 +16,20 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def analyze_jobs() -> None:
+    """Fresh planner statistics for the job table on the default database."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        statement = {
+            "postgresql": "ANALYZE django_jobs_job",
+            "mysql": "ANALYZE TABLE django_jobs_job",
+        }
+        cursor.execute(statement.get(connection.vendor, "ANALYZE"))
+        if connection.vendor == "mysql":
+            cursor.fetchall()  # MySQL's ANALYZE TABLE returns a result set
+
+
 def wait_until(
     predicate: Callable[[], object], timeout: float = 30.0, interval: float = 0.05, what: str = ""
 ):

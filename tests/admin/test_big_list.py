@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from django_jobs.admin import paging as admin_paging
 from django_jobs.models import Job
+from tests.conftest import analyze_jobs
 
 # ANALYZE TABLE commits on MySQL/MariaDB: a transaction per test would not roll back.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -33,14 +34,7 @@ def fill(rows: int) -> None:
         Job(name="tests.testapp.jobs.noop", priority=(i % 5) * 10, **kinds[i % 4])
         for i in range(rows)
     )
-    with connection.cursor() as cursor:
-        if connection.vendor == "mysql":
-            cursor.execute("ANALYZE TABLE django_jobs_job")
-            cursor.fetchall()
-        else:
-            cursor.execute(
-                "ANALYZE django_jobs_job" if connection.vendor == "postgresql" else "ANALYZE"
-            )
+    analyze_jobs()
 
 
 def job_queries(queries) -> list[str]:

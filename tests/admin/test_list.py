@@ -10,6 +10,7 @@ from django.utils.html import escape
 from django_jobs.admin import paging as admin_paging
 from django_jobs.models import Job
 from django_jobs.storage import get_storage
+from tests.conftest import analyze_jobs
 
 from .helpers import make_job
 
@@ -226,7 +227,7 @@ def test_unfiltered_count_beyond_the_cap_uses_the_estimate(admin_client, monkeyp
     monkeypatch.setattr(admin_paging, "EXACT_UP_TO", 4)
     for _ in range(30):
         make_job()
-    analyze()
+    analyze_jobs()
     response = admin_client.get(URL)
     cl = response.context["cl"]
     if connection.vendor != "sqlite":
@@ -242,15 +243,6 @@ def test_unfiltered_count_beyond_the_cap_uses_the_estimate(admin_client, monkeyp
     assert len(listed(admin_client.get(URL))) == 30
 
 
-def analyze() -> None:
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute("ANALYZE django_jobs_job")
-        elif connection.vendor == "mysql":
-            cursor.execute("ANALYZE TABLE django_jobs_job")
-            cursor.fetchall()
-
-
 @pytest.mark.django_db(transaction=True)
 def test_estimate_follows_the_table():
     if connection.vendor == "sqlite":
@@ -258,7 +250,7 @@ def test_estimate_follows_the_table():
         return
     for _ in range(20):
         make_job()
-    analyze()
+    analyze_jobs()
     if connection.vendor == "postgresql":
         assert get_storage().estimated_count() == 20  # one page: counted exactly
         return

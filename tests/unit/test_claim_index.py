@@ -9,6 +9,7 @@ from django.utils import timezone
 from django_jobs import later_many
 from django_jobs.models import Job
 from django_jobs.storage import get_storage
+from tests.conftest import analyze_jobs
 from tests.testapp import jobs
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -20,14 +21,7 @@ def fill_table(ready: int = 20):
     first = Job.objects.order_by("pk").values_list("pk", flat=True).first()
     Job.objects.filter(pk__lt=first + 1500).update(run_at=None, failed_at=timezone.now())
     later_many(jobs.record, [[f"r{i}"] for i in range(ready)])
-    with connection.cursor() as cursor:
-        cursor.execute(
-            {"postgresql": "ANALYZE django_jobs_job", "mysql": "ANALYZE TABLE django_jobs_job"}.get(
-                connection.vendor, "ANALYZE"
-            )
-        )
-        if connection.vendor == "mysql":
-            cursor.fetchall()
+    analyze_jobs()
 
 
 def plan(queues=None) -> str:

@@ -14,8 +14,9 @@ from django.utils import timezone
 from django_jobs import clock, later_many
 from django_jobs.models import Job
 from django_jobs.storage import OUTCOME_SUCCEEDED, Outcome
+from tests.conftest import analyze_jobs
 from tests.testapp import jobs, limit_jobs
-from tests.unit.test_owner_index import analyze, assert_no_table_scan, captured, explain
+from tests.unit.test_owner_index import assert_no_table_scan, captured, explain
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -41,7 +42,7 @@ def fill_table() -> None:
         elif n < KEYS * 19:
             row.run_at = None
         row.save()
-    analyze()
+    analyze_jobs()
 
 
 def check(queries: list[tuple[str, list]]) -> None:

@@ -17,6 +17,7 @@ from django.db.migrations.executor import MigrationExecutor
 from django_jobs import clock, later_many
 from django_jobs.models import Job
 from django_jobs.storage import get_storage
+from tests.conftest import analyze_jobs
 from tests.testapp import jobs
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -40,19 +41,7 @@ def fill_table() -> None:
         Job.objects.filter(pk__in=mine).update(
             locked_at=now - timedelta(seconds=n), locked_by=f"host:{n}:w", claim_token=n + 1
         )
-    analyze()
-
-
-def analyze() -> None:
-    """Fresh planner statistics for the job table."""
-    with connection.cursor() as cursor:
-        if connection.vendor == "mysql":
-            cursor.execute("ANALYZE TABLE django_jobs_job")
-            cursor.fetchall()
-        else:
-            cursor.execute(
-                "ANALYZE" if connection.vendor == "sqlite" else "ANALYZE django_jobs_job"
-            )
+    analyze_jobs()
 
 
 def captured(call) -> list[tuple[str, list]]:

@@ -19,6 +19,7 @@ from django_jobs.models import Job, ScheduleRun, Worker
 from django_jobs.pruning import prune
 from django_jobs.recurring.schedule import SOURCE_BUILTIN, all_schedules
 from django_jobs.recurring.scheduler import last_run
+from tests.conftest import analyze_jobs
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -167,17 +168,6 @@ def test_a_failed_job_retried_between_the_select_and_the_delete_is_kept():
     assert Job.objects.ready().filter(pk=retried).exists()
 
 
-def analyze() -> None:
-    with connection.cursor() as cursor:
-        statement = {
-            "postgresql": "ANALYZE django_jobs_job",
-            "mysql": "ANALYZE TABLE django_jobs_job",
-        }
-        cursor.execute(statement.get(connection.vendor, "ANALYZE"))
-        if connection.vendor == "mysql":
-            cursor.fetchall()
-
-
 def explain(sql: str, params: tuple) -> str:
     prefix = "EXPLAIN QUERY PLAN " if connection.vendor == "sqlite" else "EXPLAIN "
     with connection.cursor() as cursor:
@@ -195,7 +185,7 @@ def test_the_batch_select_reads_the_finish_or_failure_index(kind, column, index)
     make_jobs(3000, run_at=now - HOUR)
     make_jobs(300, **{column: now - 40 * DAY}, last_error="E")
     make_jobs(300, **{column: now - HOUR}, last_error="E")
-    analyze()
+    analyze_jobs()
     with override_settings(JOBS=jobs_settings(BATCH_SIZE=100)), statements() as seen:
         report = prune()
     assert report.counts[kind] == 300
